@@ -1,0 +1,127 @@
+"""Configuration from the environment, read when called and never at import time.
+
+| variable | meaning | default |
+|---|---|---|
+| CAPITAL_API_URL | API host URL; the client adds `/api/v1` | unset: the bundled simulator |
+| CAPITAL_API_KEY | API key (`X-CAP-API-KEY`) | `sim-api-key` (simulator) when the URL is unset |
+| CAPITAL_IDENTIFIER | login identifier (e-mail) | `sim@example.com` likewise |
+| CAPITAL_PASSWORD | the API key's password | `sim-password` likewise |
+| CAPITAL_ENCRYPTED_PASSWORD | `true` to send the password RSA-encrypted | `false` |
+| CAPITAL_RATE_LIMIT | client-side request rate, requests per second | `10` |
+| LEDGER_DATABASE_URL | ledger SQLAlchemy URL | `sqlite:///<project>/var/ledger.sqlite` |
+| LEDGER_EXPORT_DIR | where statements are written | `<project>/var/exports` |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SIMULATOR_API_KEY = "sim-api-key"
+SIMULATOR_IDENTIFIER = "sim@example.com"
+SIMULATOR_PASSWORD = "sim-password"  # noqa: S105 - the simulator's published demo credential
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def project_root() -> Path:
+    """The directory holding pyproject.toml when run from a checkout, else the working dir."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CapitalSettings:
+    """How to reach Capital.com. `api_url is None` means: use the bundled simulator."""
+
+    api_url: str | None
+    api_key: str = field(repr=False)
+    identifier: str
+    password: str = field(repr=False)
+    encrypted_password: bool = False
+    rate_limit: float = 10.0
+
+    @property
+    def uses_simulator(self) -> bool:
+        return self.api_url is None
+
+
+def capital_settings(env: Mapping[str, str] | None = None) -> CapitalSettings:
+    env = os.environ if env is None else env
+    url = (env.get("CAPITAL_API_URL") or "").strip() or None
+    rate = _positive_float(env, "CAPITAL_RATE_LIMIT", 10.0)
+    encrypted = _bool(env, "CAPITAL_ENCRYPTED_PASSWORD", False)
+    if url is None:
+        return CapitalSettings(
+            api_url=None,
+            api_key=env.get("CAPITAL_API_KEY") or SIMULATOR_API_KEY,
+            identifier=env.get("CAPITAL_IDENTIFIER") or SIMULATOR_IDENTIFIER,
+            password=env.get("CAPITAL_PASSWORD") or SIMULATOR_PASSWORD,
+            encrypted_password=encrypted,
+            rate_limit=rate,
+        )
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(f"CAPITAL_API_URL must start with http:// or https://, got {url!r}")
+    missing = [
+        name
+        for name in ("CAPITAL_API_KEY", "CAPITAL_IDENTIFIER", "CAPITAL_PASSWORD")
+        if not (env.get(name) or "").strip()
+    ]
+    if missing:
+        raise SettingsError(
+            "CAPITAL_API_URL is set, so these must be set too: " + ", ".join(missing)
+        )
+    return CapitalSettings(
+        api_url=url.rstrip("/"),
+        api_key=env["CAPITAL_API_KEY"].strip(),
+        identifier=env["CAPITAL_IDENTIFIER"].strip(),
+        password=env["CAPITAL_PASSWORD"],
+        encrypted_password=encrypted,
+        rate_limit=rate,
+    )
+
+
+def database_url(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    url = (env.get("LEDGER_DATABASE_URL") or "").strip()
+    if url:
+        return url
+    return f"sqlite:///{project_root() / 'var' / 'ledger.sqlite'}"
+
+
+def export_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    raw = (env.get("LEDGER_EXPORT_DIR") or "").strip()
+    return Path(raw).expanduser() if raw else project_root() / "var" / "exports"

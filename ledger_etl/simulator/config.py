@@ -1,0 +1,64 @@
+"""Everything the simulator can be told at start: credentials, limits, world and faults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ledger_etl.settings import SIMULATOR_API_KEY, SIMULATOR_IDENTIFIER, SIMULATOR_PASSWORD
+from ledger_etl.simulator.history import BOUNDS
+from ledger_etl.simulator.world import WorldConfig
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    api_key: str = field(default=SIMULATOR_API_KEY, repr=False)
+    identifier: str = SIMULATOR_IDENTIFIER
+    password: str = field(default=SIMULATOR_PASSWORD, repr=False)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    session_idle_seconds: float = 600.0
+    session_max_age_seconds: float | None = None  # the ~1 h hard cap some users report
+    rate_limit_per_second: int = 10  # per user, all endpoints
+    login_rate_per_second: int = 1  # POST /session per API key
+    encryption_max_age_seconds: float | None = 300.0  # how old an encrypted timestamp may be
+    history_bounds: str = "closed"  # see simulator.history
+    transactions_max_days: float | None = None  # undocumented on the real API: unlimited
+    markets_without_params: str = "all"  # "error" reproduces the pre-2023-08 400 error.null.epic
+    faults: dict[str, Any] = field(default_factory=dict)
+    request_log_size: int = 20000
+
+    def __post_init__(self) -> None:
+        if self.history_bounds not in BOUNDS:
+            raise ValueError(f"history_bounds must be one of {BOUNDS}")
+        if self.markets_without_params not in ("all", "error"):
+            raise ValueError("markets_without_params must be 'all' or 'error'")
+        if self.session_idle_seconds <= 0:
+            raise ValueError("session_idle_seconds must be positive")
+
+    def with_overrides(self, **changes: Any) -> SimulatorConfig:
+        world_keys = {f.name for f in fields(WorldConfig)}
+        world_changes = {k: v for k, v in changes.items() if k in world_keys and v is not None}
+        own = {k: v for k, v in changes.items() if k not in world_keys and v is not None}
+        world = replace(self.world, **world_changes) if world_changes else self.world
+        return replace(self, world=world, **own)
+
+
+def load_config_file(path: Path) -> SimulatorConfig:
+    """A JSON file with any SimulatorConfig keys; `world` holds WorldConfig keys."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read simulator config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    world_data = data.pop("world", {}) or {}
+    if "start" in world_data:
+        world_data["start"] = date.fromisoformat(world_data["start"])
+    known = {f.name for f in fields(SimulatorConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    return SimulatorConfig(world=WorldConfig(**world_data), **data)

@@ -1,0 +1,710 @@
+"""The event model: everything that happens in the simulated accounts, one UTC day at a time.
+
+`generate_day(world, day)` returns every row caused by the events that *start* on `day`: a position
+opened that day brings its later edits, partial closes, swaps and closing trade with it, even when
+they fall on following days (never more than `HORIZON_DAYS` later). A day's rows are therefore a
+pure function of (seed, day): the same seed gives the same history whenever the simulator starts,
+and any day can be produced without the days before it.
+
+Activity rows and transactions come from the same events: a closing activity row and its TRADE
+transaction share the dealId, a swap charge has a SWAP activity row and a SWAP transaction, and so
+on. Deposits, withdrawals, transfers and fees exist only as transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from ledger_etl.simulator.catalog import instrument
+
+if TYPE_CHECKING:
+    from ledger_etl.simulator.world import World
+
+HORIZON_DAYS = 8  # no event's rows reach further than this many days after its start
+CENT = Decimal("0.01")
+EPOCH_DAY = date(2000, 1, 1)
+
+
+@dataclass(frozen=True)
+class Tradable:
+    """How the world trades an instrument: sizes, P&L per point, financing."""
+
+    epic: str
+    min_size: Decimal
+    max_size: Decimal
+    size_step: Decimal
+    point_value: Decimal  # P&L in instrument currency per 1.0 price move per 1 unit of size
+    swap_rate: Decimal  # yearly financing rate on the notional
+    commission_rate: Decimal  # per-trade commission on the notional (0 for spread-only markets)
+
+
+TRADABLES: tuple[Tradable, ...] = (
+    Tradable(
+        "GOLD",
+        Decimal("0.1"),
+        Decimal("5"),
+        Decimal("0.1"),
+        Decimal("1"),
+        Decimal("0.065"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "SILVER",
+        Decimal("1"),
+        Decimal("200"),
+        Decimal("1"),
+        Decimal("1"),
+        Decimal("0.065"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "OIL_CRUDE",
+        Decimal("1"),
+        Decimal("50"),
+        Decimal("1"),
+        Decimal("1"),
+        Decimal("0.07"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "NATURALGAS",
+        Decimal("10"),
+        Decimal("500"),
+        Decimal("10"),
+        Decimal("1"),
+        Decimal("0.07"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "EURUSD",
+        Decimal("1000"),
+        Decimal("50000"),
+        Decimal("1000"),
+        Decimal("1"),
+        Decimal("0.03"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "GBPUSD",
+        Decimal("1000"),
+        Decimal("50000"),
+        Decimal("1000"),
+        Decimal("1"),
+        Decimal("0.03"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "US500",
+        Decimal("0.1"),
+        Decimal("3"),
+        Decimal("0.1"),
+        Decimal("1"),
+        Decimal("0.06"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "DE40",
+        Decimal("0.1"),
+        Decimal("2"),
+        Decimal("0.1"),
+        Decimal("1"),
+        Decimal("0.055"),
+        Decimal("0"),
+    ),
+    Tradable(
+        "AAPL",
+        Decimal("1"),
+        Decimal("40"),
+        Decimal("1"),
+        Decimal("1"),
+        Decimal("0.08"),
+        Decimal("0.001"),
+    ),
+    Tradable(
+        "TSLA",
+        Decimal("1"),
+        Decimal("30"),
+        Decimal("1"),
+        Decimal("1"),
+        Decimal("0.08"),
+        Decimal("0.001"),
+    ),
+    Tradable(
+        "BTCUSD",
+        Decimal("0.01"),
+        Decimal("0.5"),
+        Decimal("0.01"),
+        Decimal("1"),
+        Decimal("0.1"),
+        Decimal("0"),
+    ),
+)
+TRADABLE_BY_EPIC = {t.epic: t for t in TRADABLES}
+
+CLOSE_SOURCES = (("USER", 60), ("SL", 15), ("TP", 15), ("CLOSE_OUT", 5), ("DEALER", 5))
+
+
+@dataclass
+class Row:
+    """One history row before rendering: UTC time, account, endpoint and wire fields."""
+
+    ts: datetime
+    account: int
+    kind: str  # "transaction" | "activity"
+    fields: dict[str, Any]
+    order: int = 0  # tie-breaker among rows with the same timestamp (creation order)
+
+
+@dataclass
+class PositionLife:
+    """A position's whole life, used for /positions, /confirms and ground truth."""
+
+    account: int
+    deal_id: str
+    deal_reference: str
+    epic: str
+    direction: str
+    size: Decimal
+    level: Decimal
+    opened: datetime
+    closed: datetime
+    partial: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    working_order_id: str | None = None
+    guaranteed_stop: bool = False
+    stop_level: Decimal | None = None
+    profit_level: Decimal | None = None
+
+    def size_at(self, instant: datetime) -> Decimal:
+        return self.size - sum((s for t, s in self.partial if t <= instant), Decimal(0))
+
+
+@dataclass
+class OrderLife:
+    account: int
+    deal_id: str
+    deal_reference: str
+    epic: str
+    direction: str
+    size: Decimal
+    level: Decimal
+    order_type: str
+    created: datetime
+    ended: datetime
+    outcome: str  # EXECUTED | CANCELLED | EXPIRED
+    good_till: datetime | None
+    stop_distance: Decimal | None = None
+    profit_distance: Decimal | None = None
+
+
+@dataclass
+class DayEvents:
+    day: date
+    rows: list[Row]
+    positions: list[PositionLife]
+    orders: list[OrderLife]
+    buckets: dict[tuple[int, str, date], list[Row]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            self.buckets.setdefault((row.account, row.kind, row.ts.date()), []).append(row)
+
+
+def day_number(day: date) -> int:
+    return (day - EPOCH_DAY).days
+
+
+def seeded_rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+def money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def _count(rng: random.Random, mean: float) -> int:
+    whole = int(mean)
+    return whole + (1 if rng.random() < mean - whole else 0)
+
+
+def _size(rng: random.Random, t: Tradable) -> Decimal:
+    steps = int((t.max_size - t.min_size) / t.size_step)
+    return t.min_size + t.size_step * rng.randint(0, max(steps // 4, 1))
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    total = sum(w for _, w in weighted)
+    roll = rng.uniform(0, total)
+    for name, weight in weighted:
+        roll -= weight
+        if roll <= 0:
+            return name
+    return weighted[-1][0]
+
+
+class _DayBuilder:
+    """Collects the rows of one day's events; ids are unique per (seed, day, account, seq)."""
+
+    def __init__(self, world: World, day: date) -> None:
+        self.world = world
+        self.day = day
+        self.start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        self.rows: list[Row] = []
+        self.positions: list[PositionLife] = []
+        self.orders: list[OrderLife] = []
+        self.seq = 0
+
+    def next_deal_id(self, account: int) -> str:
+        self.seq += 1
+        return (
+            f"{self.world.deal_prefix:08x}-{day_number(self.day) & 0xFFFF:04x}-54c4-"
+            f"{account:04x}-{self.seq:012x}"
+        )
+
+    def order_reference(self, account: int) -> str:
+        self.seq += 1
+        return f"o_{day_number(self.day):08x}-{account:04x}-4000-8000-{self.seq:012x}"
+
+    def add(self, ts: datetime, account: int, kind: str, **fields: Any) -> None:
+        self.rows.append(Row(ts, account, kind, fields, order=len(self.rows)))
+
+    def transaction(
+        self,
+        ts: datetime,
+        account: int,
+        tx_type: str,
+        amount: Decimal,
+        note: str,
+        instrument: str | None = None,
+        deal_id: str | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {"transactionType": tx_type, "note": note, "size": money(amount)}
+        if instrument is not None:
+            fields["instrumentName"] = instrument
+        if deal_id is not None:
+            fields["dealId"] = deal_id
+        self.add(ts, account, "transaction", **fields)
+
+    def activity(
+        self,
+        ts: datetime,
+        account: int,
+        epic: str,
+        deal_id: str,
+        source: str,
+        act_type: str,
+        status: str,
+        details: dict[str, Any],
+    ) -> None:
+        self.add(
+            ts,
+            account,
+            "activity",
+            epic=epic,
+            dealId=deal_id,
+            source=source,
+            type=act_type,
+            status=status,
+            details=details,
+        )
+
+
+def _random_time(rng: random.Random, start: datetime, span_seconds: float) -> datetime:
+    return start + timedelta(milliseconds=rng.randrange(0, max(int(span_seconds * 1000), 1)))
+
+
+def _details(
+    b: _DayBuilder,
+    t: Tradable,
+    account: int,
+    deal_ref: str,
+    size: Decimal,
+    direction: str,
+    level: Decimal,
+    **extra: Any,
+) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "dealReference": deal_ref,
+        "marketName": instrument(t.epic).name,
+        "currency": b.world.accounts[account].wire_currency,
+        "size": size,
+        "direction": direction,
+        "level": level,
+        "guaranteedStop": bool(extra.pop("guaranteedStop", False)),
+    }
+    details.update({k: v for k, v in extra.items() if v is not None})
+    return details
+
+
+def _pnl(
+    world: World,
+    account: int,
+    t: Tradable,
+    direction: str,
+    open_level: Decimal,
+    close_level: Decimal,
+    size: Decimal,
+) -> Decimal:
+    sign = 1 if direction == "BUY" else -1
+    raw = (close_level - open_level) * size * t.point_value * sign
+    return money(raw * world.fx(instrument(t.epic).currency, world.accounts[account].currency))
+
+
+def _position(
+    b: _DayBuilder,
+    rng: random.Random,
+    account: int,
+    opened: datetime,
+    working_order_id: str | None = None,
+    source: str = "USER",
+) -> None:
+    world = b.world
+    t = rng.choice(TRADABLES)
+    direction = rng.choice(("BUY", "SELL"))
+    size = _size(rng, t)
+    level = world.market.mid(t.epic, opened)
+    deal_id = b.next_deal_id(account)
+    ref = f"p_{deal_id}"
+    gsl = rng.random() < 0.1
+    latest_close = b.start + timedelta(days=HORIZON_DAYS - 1)
+    if rng.random() < 0.6:
+        hold = timedelta(seconds=rng.uniform(60, 8 * 3600))
+    else:
+        hold = timedelta(seconds=rng.uniform(8 * 3600, 4 * 86400))
+    closed = min(opened + hold, latest_close)
+    life = PositionLife(
+        account,
+        deal_id,
+        ref,
+        t.epic,
+        direction,
+        size,
+        level,
+        opened,
+        closed,
+        working_order_id=working_order_id,
+        guaranteed_stop=gsl,
+    )
+    open_details = _details(
+        b,
+        t,
+        account,
+        ref,
+        size,
+        direction,
+        level,
+        guaranteedStop=gsl,
+        workingOrderId=working_order_id,
+        actions=[{"actionType": "POSITION_OPENED", "affectedDealId": deal_id}],
+    )
+    b.activity(opened, account, t.epic, deal_id, source, "POSITION", "ACCEPTED", open_details)
+    notional = (
+        size * level * world.fx(instrument(t.epic).currency, world.accounts[account].currency)
+    )
+    if t.commission_rate:
+        b.transaction(
+            opened + timedelta(milliseconds=1),
+            account,
+            "TRADE_COMMISSION",
+            -money(notional * t.commission_rate),
+            "Commission",
+            instrument=t.epic,
+        )
+    span = (closed - opened).total_seconds()
+    if rng.random() < 0.3:  # stop/limit edit
+        edited = opened + timedelta(seconds=span * rng.uniform(0.1, 0.5))
+        offset = level * Decimal("0.02")
+        stop = (level - offset if direction == "BUY" else level + offset).quantize(level)
+        profit = (level + offset if direction == "BUY" else level - offset).quantize(level)
+        life.stop_level, life.profit_level = stop, profit
+        status, source = _pick(
+            rng, (("MODIFIED|USER", 85), ("REJECTED|SYSTEM", 10), ("MODIFY_REJECT|USER", 5))
+        ).split("|")
+        b.activity(
+            edited,
+            account,
+            t.epic,
+            deal_id,
+            source,
+            "EDIT_STOP_AND_LIMIT",
+            status,
+            _details(
+                b,
+                t,
+                account,
+                ref,
+                size,
+                direction,
+                level,
+                guaranteedStop=gsl,
+                stopLevel=stop,
+                profitLevel=profit,
+            ),
+        )
+    remaining = size
+    if rng.random() < 0.15 and size > t.min_size:  # partial close
+        part_at = opened + timedelta(seconds=span * rng.uniform(0.5, 0.9))
+        part = max(t.min_size, (size / 2).quantize(t.size_step))
+        if part < size:
+            remaining = size - part
+            life.partial.append((part_at, part))
+            part_level = world.market.mid(t.epic, part_at)
+            b.activity(
+                part_at,
+                account,
+                t.epic,
+                deal_id,
+                "USER",
+                "POSITION",
+                "ACCEPTED",
+                _details(
+                    b,
+                    t,
+                    account,
+                    ref,
+                    part,
+                    direction,
+                    part_level,
+                    guaranteedStop=gsl,
+                    actions=[
+                        {"actionType": "POSITION_PARTIALLY_CLOSED", "affectedDealId": deal_id}
+                    ],
+                ),
+            )
+            b.transaction(
+                part_at,
+                account,
+                "TRADE",
+                _pnl(world, account, t, direction, level, part_level, part),
+                "Trade closed",
+                instrument=t.epic,
+                deal_id=deal_id,
+            )
+    # Overnight financing at every UTC midnight the position is held over.
+    midnight = datetime(opened.year, opened.month, opened.day, tzinfo=UTC) + timedelta(days=1)
+    while midnight < closed:
+        held = life.size_at(midnight)
+        fee = notional * held / size * t.swap_rate / 365
+        amount = -money(fee) if direction == "BUY" else money(fee * Decimal("0.3"))
+        if amount:
+            b.transaction(midnight, account, "SWAP", amount, "Overnight fee", instrument=t.epic)
+            b.activity(
+                midnight,
+                account,
+                t.epic,
+                deal_id,
+                "SYSTEM",
+                "SWAP",
+                "ACCEPTED",
+                _details(b, t, account, ref, held, direction, level, guaranteedStop=gsl),
+            )
+        midnight += timedelta(days=1)
+    close_source = _pick(rng, CLOSE_SOURCES)
+    close_level = world.market.mid(t.epic, closed)
+    b.activity(
+        closed,
+        account,
+        t.epic,
+        deal_id,
+        close_source,
+        "POSITION",
+        "ACCEPTED",
+        _details(
+            b,
+            t,
+            account,
+            ref,
+            remaining,
+            direction,
+            close_level,
+            guaranteedStop=gsl,
+            actions=[{"actionType": "POSITION_CLOSED", "affectedDealId": deal_id}],
+        ),
+    )
+    b.transaction(
+        closed,
+        account,
+        "TRADE",
+        _pnl(world, account, t, direction, level, close_level, remaining),
+        "Trade closed",
+        instrument=t.epic,
+        deal_id=deal_id,
+    )
+    if gsl:
+        b.transaction(
+            closed + timedelta(milliseconds=2),
+            account,
+            "TRADE_COMMISSION_GSL",
+            -money(notional * Decimal("0.0003")),
+            "Guaranteed stop fee",
+            instrument=t.epic,
+        )
+    b.positions.append(life)
+
+
+def _working_order(b: _DayBuilder, rng: random.Random, account: int) -> None:
+    world = b.world
+    t = rng.choice(TRADABLES)
+    direction = rng.choice(("BUY", "SELL"))
+    size = _size(rng, t)
+    created = _random_time(rng, b.start, 86400)
+    mid = world.market.mid(t.epic, created)
+    order_type = rng.choice(("LIMIT", "STOP"))
+    away = Decimal("0.995") if (direction == "BUY") == (order_type == "LIMIT") else Decimal("1.005")
+    level = (mid * away).quantize(mid)
+    deal_id = b.next_deal_id(account)
+    ref = b.order_reference(account)
+    good_till = None
+    if rng.random() < 0.5:
+        good_till = created + timedelta(hours=rng.randint(2, 48))
+        good_till = good_till.replace(second=0, microsecond=0)
+    outcome = _pick(rng, (("EXECUTED", 50), ("CANCELLED", 30), ("EXPIRED", 20)))
+    if outcome == "EXPIRED" and good_till is None:
+        outcome = "CANCELLED"
+    if outcome == "EXPIRED":
+        assert good_till is not None
+        ended = good_till
+    else:
+        ended = created + timedelta(seconds=rng.uniform(30, 36 * 3600))
+        if good_till is not None and ended > good_till:
+            ended = good_till - timedelta(seconds=1)
+    extra = {"goodTillDate": good_till.strftime("%Y-%m-%dT%H:%M:%S") if good_till else None}
+    b.activity(
+        created,
+        account,
+        t.epic,
+        deal_id,
+        "USER",
+        "WORKING_ORDER",
+        "CREATED",
+        _details(b, t, account, ref, size, direction, level, **extra),
+    )
+    end_source = "USER" if outcome == "CANCELLED" else "SYSTEM"
+    b.activity(
+        ended,
+        account,
+        t.epic,
+        deal_id,
+        end_source,
+        "WORKING_ORDER",
+        outcome,
+        _details(b, t, account, ref, size, direction, level, **extra),
+    )
+    distances = (None, None)
+    if rng.random() < 0.5:
+        step = max(Decimal(1), (level * Decimal("0.002")).quantize(Decimal(1)))
+        distances = (step, step * 2)
+    b.orders.append(
+        OrderLife(
+            account,
+            deal_id,
+            ref,
+            t.epic,
+            direction,
+            size,
+            level,
+            order_type,
+            created,
+            ended,
+            outcome,
+            good_till,
+            *distances,
+        )
+    )
+    if outcome == "EXECUTED":
+        _position(b, rng, account, ended, working_order_id=deal_id, source="SYSTEM")
+
+
+def _cash(b: _DayBuilder, rng: random.Random, account: int, spec_opened: date) -> None:
+    acct = b.world.accounts[account]
+    base = acct.base_amount
+    if b.day == spec_opened:
+        b.transaction(b.start + timedelta(hours=8), account, "DEPOSIT", base * 10, "Deposit")
+    if rng.random() < 0.04:
+        b.transaction(
+            _random_time(rng, b.start, 86400),
+            account,
+            "DEPOSIT",
+            base * rng.randint(1, 5),
+            "Deposit",
+        )
+    if rng.random() < 0.02:
+        b.transaction(
+            _random_time(rng, b.start, 86400),
+            account,
+            "WITHDRAWAL",
+            -base * rng.randint(1, 3),
+            "Withdrawal",
+        )
+    sprinkle = (
+        ("FX_COMMISSION", 0.02, -1, "FX conversion fee"),
+        ("ADJUSTMENT", 0.01, 0, "Balance adjustment"),
+        ("BONUS", 0.005, 1, "Bonus"),
+        ("REFUND", 0.005, 1, "Refund"),
+        ("CORPORATE_ACTION", 0.008, 0, "Dividend adjustment"),
+        ("TRADE_CORRECTION", 0.005, 0, "Trade correction"),
+        ("CHARGEBACK", 0.001, -1, "Chargeback"),
+        ("TRADE_SLIPPAGE_PROTECTION", 0.004, 1, "Slippage protection"),
+    )
+    for tx_type, probability, sign, note in sprinkle:
+        if rng.random() < probability:
+            value = money(Decimal(rng.randint(50, 5000)) / 100)
+            signed = value * (sign if sign else rng.choice((-1, 1)))
+            b.transaction(_random_time(rng, b.start, 86400), account, tx_type, signed, note)
+    if b.day.day == 1 and b.day > spec_opened:
+        # A monthly rebate booked exactly at 00:00:00.000 UTC: a row on both a day and a month
+        # boundary, where window inclusivity matters.
+        b.transaction(b.start, account, "REBATE", money(base / 100), "Monthly rebate")
+
+
+def generate_day(world: World, day: date) -> DayEvents:
+    b = _DayBuilder(world, day)
+    for index, acct in enumerate(world.accounts):
+        if day < acct.opened:
+            continue
+        rng = seeded_rng(world.seed, "account-day", index, day.isoformat())
+        _cash(b, rng, index, acct.opened)
+        if day == acct.opened:
+            continue  # trading starts the day after the first deposit
+        for _ in range(_count(rng, world.positions_per_day)):
+            _position(b, rng, index, _random_time(rng, b.start, 86400))
+        for _ in range(_count(rng, world.orders_per_day)):
+            _working_order(b, rng, index)
+        if rng.random() < 0.03:  # a rejected attempt leaves an activity row and nothing else
+            t = rng.choice(TRADABLES)
+            ts = _random_time(rng, b.start, 86400)
+            deal_id = b.next_deal_id(index)
+            b.activity(
+                ts,
+                index,
+                t.epic,
+                deal_id,
+                "USER",
+                "POSITION",
+                "REJECTED",
+                _details(
+                    b, t, index, f"p_{deal_id}", _size(rng, t), "BUY", world.market.mid(t.epic, ts)
+                ),
+            )
+    _transfers(b, seeded_rng(world.seed, "client-day", day.isoformat()))
+    return DayEvents(day, b.rows, b.positions, b.orders)
+
+
+def _transfers(b: _DayBuilder, rng: random.Random) -> None:
+    world = b.world
+    live = [i for i, a in enumerate(world.accounts) if a.opened < b.day]
+    if len(live) < 2 or rng.random() >= 0.02:
+        return
+    source, target = rng.sample(live, 2)
+    ts = _random_time(rng, b.start, 86400)
+    amount = money(world.accounts[source].base_amount * rng.randint(1, 3) / 2)
+    converted = money(
+        amount * world.fx(world.accounts[source].currency, world.accounts[target].currency)
+    )
+    b.transaction(ts, source, "TRANSFER", -amount, "Transfer to another account")
+    b.transaction(ts, target, "TRANSFER", converted, "Transfer from another account")

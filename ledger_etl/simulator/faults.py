@@ -1,0 +1,223 @@
+"""Fault injection: the bad days of a broker API, scripted or random with a seed.
+
+A fault profile is JSON (a file at start, or `/_sim/faults` at run time):
+
+```json
+{"seed": 7,
+ "rules": [
+   {"kind": "status", "status": 503, "path": "/history/transactions", "every": 5},
+   {"kind": "throttle", "nth": [3, 4, 5]},
+   {"kind": "drop", "path": "/history/activity", "probability": 0.1},
+   {"kind": "latency", "seconds": 0.15},
+   {"kind": "html", "path": "/history/", "nth": [2]},
+   {"kind": "truncated_json", "path": "/history/", "nth": [7]},
+   {"kind": "expire_session", "every": 50}],
+ "truncate_above": 500,
+ "late_arrival": [{"endpoint": "activity", "seconds": 61, "fraction": 1.0}]}
+```
+
+Rule kinds: `status` (answer `status` with `error_code` or a generic 5xx body), `throttle` (429
+`error.too-many.requests`), `drop` (close the connection mid-response), `latency` (delay the
+answer by `seconds`), `html` / `truncated_json` (a 200 whose body is an HTML page or JSON cut in
+half), `expire_session` (the caller's session dies just before the request is authenticated).
+A rule applies to requests whose method and path match (`path` is a regular expression searched in
+the path under `/api/v1`; empty matches all) and fires on the `nth` matching requests (1-based),
+on `every` k-th one, or with `probability`, after skipping the first `after`, at most `times` times.
+`truncate_above: N` silently keeps only the newest N rows of a history answer. `late_arrival` makes
+a `fraction` of an endpoint's rows visible only `seconds` after their timestamp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("status", "throttle", "drop", "latency", "html", "truncated_json", "expire_session")
+ENDPOINTS = ("transactions", "activity")
+
+
+class FaultConfigError(ValueError):
+    """A fault profile that cannot be understood; the message says which field."""
+
+
+@dataclass
+class FaultRule:
+    kind: str
+    path: str = ""
+    method: str | None = None
+    nth: list[int] | None = None
+    every: int | None = None
+    probability: float | None = None
+    after: int = 0
+    times: int | None = None
+    status: int = 503
+    error_code: str | None = None
+    seconds: float = 0.0
+    matched: int = field(default=0, compare=False)
+    fired: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise FaultConfigError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
+        try:
+            self._pattern = re.compile(self.path)
+        except re.error as exc:
+            raise FaultConfigError(f"bad path pattern {self.path!r}: {exc}") from None
+        if self.every is not None and self.every < 1:
+            raise FaultConfigError("every must be at least 1")
+        if self.probability is not None and not 0 <= self.probability <= 1:
+            raise FaultConfigError("probability must be between 0 and 1")
+        if self.kind == "status" and not 400 <= self.status <= 599:
+            raise FaultConfigError("status must be an HTTP error status (400-599)")
+        if self.seconds < 0:
+            raise FaultConfigError("seconds must not be negative")
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        return bool(self._pattern.search(path))
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class LateArrival:
+    endpoint: str
+    seconds: float
+    fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise FaultConfigError(f"late_arrival endpoint must be one of {ENDPOINTS}")
+        if self.seconds < 0 or not 0 <= self.fraction <= 1:
+            raise FaultConfigError("late_arrival needs seconds >= 0 and 0 <= fraction <= 1")
+
+    def delay_for(self, row_key: str) -> float:
+        """Deterministic per row: the same row is late in every run with the same profile."""
+        if self.fraction >= 1:
+            return self.seconds
+        digest = hashlib.sha256(row_key.encode()).digest()
+        return self.seconds if int.from_bytes(digest[:4], "big") / 2**32 < self.fraction else 0.0
+
+
+@dataclass
+class FaultDecision:
+    latency: float = 0.0
+    respond: tuple[int, str] | None = None  # (status, errorCode)
+    drop: bool = False
+    body: str | None = None  # "html" | "truncated_json"
+    expire_session: bool = False
+    fired: list[str] = field(default_factory=list)
+
+
+class FaultPlan:
+    def __init__(self, profile: dict[str, Any] | None = None) -> None:
+        self._lock = threading.Lock()
+        self.replace(profile or {})
+
+    def replace(self, profile: dict[str, Any]) -> None:
+        if not isinstance(profile, dict):
+            raise FaultConfigError("a fault profile is a JSON object")
+        unknown = set(profile) - {"seed", "rules", "truncate_above", "late_arrival"}
+        if unknown:
+            raise FaultConfigError(f"unknown fault profile keys: {sorted(unknown)}")
+        rules_raw = profile.get("rules", [])
+        if not isinstance(rules_raw, list):
+            raise FaultConfigError("rules must be a list")
+        rules = []
+        for raw in rules_raw:
+            if not isinstance(raw, dict):
+                raise FaultConfigError("each rule is a JSON object")
+            try:
+                rules.append(
+                    FaultRule(**{k: v for k, v in raw.items() if k not in ("matched", "fired")})
+                )
+            except TypeError as exc:
+                raise FaultConfigError(f"bad rule {raw!r}: {exc}") from None
+        truncate = profile.get("truncate_above")
+        if truncate is not None and (not isinstance(truncate, int) or truncate < 1):
+            raise FaultConfigError("truncate_above must be a positive integer or null")
+        late_raw = profile.get("late_arrival", [])
+        if not isinstance(late_raw, list):
+            raise FaultConfigError("late_arrival must be a list")
+        try:
+            late = [LateArrival(**item) for item in late_raw]
+        except TypeError as exc:
+            raise FaultConfigError(f"bad late_arrival entry: {exc}") from None
+        seed = profile.get("seed", 0)
+        with self._lock:
+            self.seed = seed
+            self.rules = rules
+            self.truncate_above: int | None = truncate
+            self.late_arrival = late
+            self._rng = random.Random(seed)
+
+    def add_rule(self, raw: dict[str, Any]) -> None:
+        rule = FaultRule(**raw)
+        with self._lock:
+            self.rules.append(rule)
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "seed": self.seed,
+                "rules": [r.public() for r in self.rules],
+                "truncate_above": self.truncate_above,
+                "late_arrival": [asdict(x) for x in self.late_arrival],
+            }
+
+    def decide(self, method: str, path: str) -> FaultDecision:
+        decision = FaultDecision()
+        with self._lock:
+            for index, rule in enumerate(self.rules):
+                if not rule.matches(method, path):
+                    continue
+                rule.matched += 1
+                if not self._fires(rule):
+                    continue
+                rule.fired += 1
+                decision.fired.append(f"{index}:{rule.kind}")
+                if rule.kind == "latency":
+                    decision.latency += rule.seconds
+                elif rule.kind == "expire_session":
+                    decision.expire_session = True
+                elif decision.respond or decision.drop or decision.body:
+                    continue  # the first answer-changing rule wins
+                elif rule.kind == "status":
+                    decision.respond = (rule.status, rule.error_code or _default_code(rule.status))
+                elif rule.kind == "throttle":
+                    decision.respond = (429, "error.too-many.requests")
+                elif rule.kind == "drop":
+                    decision.drop = True
+                else:
+                    decision.body = rule.kind
+        return decision
+
+    def _fires(self, rule: FaultRule) -> bool:
+        if rule.times is not None and rule.fired >= rule.times:
+            return False
+        count = rule.matched - rule.after
+        if count < 1:
+            return False
+        if rule.nth is not None:
+            return count in rule.nth
+        if rule.every is not None:
+            return count % rule.every == 0
+        if rule.probability is not None:
+            return self._rng.random() < rule.probability
+        return True
+
+    def delay_for(self, endpoint: str, row_key: str) -> float:
+        return max(
+            (x.delay_for(row_key) for x in self.late_arrival if x.endpoint == endpoint), default=0.0
+        )
+
+
+def _default_code(status: int) -> str:
+    return "error.service.unavailable" if status >= 500 else "error.fault.injected"

@@ -1,0 +1,247 @@
+"""The simulated client: its financial accounts, their history, and the ground truth.
+
+History is produced lazily, one UTC day at a time, by `events.generate_day`, and kept in a small
+LRU cache, so a year at thousands of rows a day never sits in memory at once. Only per-day
+balance totals are remembered beyond the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from ledger_etl.simulator.events import (
+    HORIZON_DAYS,
+    DayEvents,
+    OrderLife,
+    PositionLife,
+    Row,
+    day_number,
+    generate_day,
+    seeded_rng,
+)
+
+# Rates used to convert P&L and transfers between currencies (units of USD per unit).
+USD_RATES = {
+    "USD": Decimal("1"),
+    "EUR": Decimal("1.08"),
+    "GBP": Decimal("1.27"),
+    "JPY": Decimal("0.0067"),
+    "CHF": Decimal("1.12"),
+}
+ACCOUNT_TEMPLATES = (
+    ("USD", "$", "USD account"),
+    ("EUR", "€", "EUR account"),
+    ("GBP", "£", "GBP account"),
+    ("CHF", "CHF", "CHF account"),
+)
+
+
+class PriceSource(Protocol):
+    def mid(self, epic: str, instant: datetime) -> Decimal: ...
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    index: int
+    account_id: str
+    name: str
+    currency: str
+    symbol: str
+    opened: date
+    demo: bool
+    preferred: bool
+    account_type: str = "CFD"
+    status: str = "ENABLED"
+
+    @property
+    def wire_currency(self) -> str:
+        """Demo accounts report currencies with a trailing `d` (`USDd`)."""
+        return f"{self.currency}d" if self.demo else self.currency
+
+    @property
+    def base_amount(self) -> Decimal:
+        return Decimal(1000)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    seed: int = 42
+    start: date = date(2025, 1, 1)
+    accounts: int = 2
+    rows_per_day: float = 12.0  # rough rows per account per day, both endpoints together
+    demo: bool = True
+    timezone: str = "Europe/Nicosia"  # the client's platform timezone for local `date` fields
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.accounts <= len(ACCOUNT_TEMPLATES):
+            raise ValueError(f"accounts must be between 1 and {len(ACCOUNT_TEMPLATES)}")
+        if self.rows_per_day <= 0:
+            raise ValueError("rows_per_day must be positive")
+
+
+class World:
+    def __init__(self, config: WorldConfig, market: PriceSource, cache_days: int = 48) -> None:
+        self.config = config
+        self.seed = config.seed
+        self.market = market
+        self.zone = ZoneInfo(config.timezone)
+        rng = seeded_rng(config.seed, "client")
+        self.client_id = str(rng.randrange(10_000_000, 99_999_999))
+        self.deal_prefix = rng.randrange(0x10000, 0xFFFFFF)
+        self.accounts: tuple[AccountSpec, ...] = tuple(
+            AccountSpec(
+                index=i,
+                account_id=str(rng.randrange(10**16, 10**17)),
+                name=ACCOUNT_TEMPLATES[i][2],
+                currency=ACCOUNT_TEMPLATES[i][0],
+                symbol=ACCOUNT_TEMPLATES[i][1],
+                opened=config.start + timedelta(days=3 * i),
+                demo=config.demo,
+                preferred=i == 0,
+            )
+            for i in range(config.accounts)
+        )
+        # A position yields ~5.5 rows on average; an order two or three more.
+        self.positions_per_day = config.rows_per_day / 5.5
+        self.orders_per_day = config.rows_per_day / 12
+        self._cache: OrderedDict[date, DayEvents] = OrderedDict()
+        self._cache_days = cache_days
+        self._lock = threading.Lock()
+        self._day_totals: dict[tuple[int, date], Decimal] = {}
+
+    # -- accounts -----------------------------------------------------------------------------
+    def account(self, account_id: str) -> AccountSpec | None:
+        return next((a for a in self.accounts if a.account_id == account_id), None)
+
+    def fx(self, from_ccy: str, to_ccy: str) -> Decimal:
+        return USD_RATES[from_ccy] / USD_RATES[to_ccy]
+
+    def utc_offset_hours(self, instant: datetime) -> int:
+        offset = instant.astimezone(self.zone).utcoffset() or timedelta(0)
+        return int(offset.total_seconds() // 3600)
+
+    # -- days ---------------------------------------------------------------------------------
+    def day_events(self, day: date) -> DayEvents:
+        with self._lock:
+            cached = self._cache.get(day)
+            if cached is not None:
+                self._cache.move_to_end(day)
+                return cached
+        events = generate_day(self, day)
+        with self._lock:
+            self._cache[day] = events
+            while len(self._cache) > self._cache_days:
+                self._cache.popitem(last=False)
+        return events
+
+    def rows_on(self, day: date, account: int, kind: str) -> list[Row]:
+        """Every row of one account and endpoint whose UTC time falls on `day`, oldest first."""
+        keyed: list[tuple[datetime, int, int, Row]] = []
+        first = max(self.config.start, day - timedelta(days=HORIZON_DAYS))
+        source = first
+        while source <= day:
+            for row in self.day_events(source).buckets.get((account, kind, day), ()):
+                keyed.append((row.ts, day_number(source), row.order, row))
+            source += timedelta(days=1)
+        keyed.sort(key=lambda k: k[:3])
+        rows = [k[3] for k in keyed]
+        if kind == "transaction":
+            acct = self.accounts[account]
+            for seq, row in enumerate(rows):
+                # 15 digits: 1, day number, account, sequence: unique, increasing with time.
+                row.fields["reference"] = f"1{day_number(day):05d}{account}{seq:08d}"
+                row.fields["currency"] = acct.wire_currency
+                row.fields["status"] = "PROCESSED"
+        return rows
+
+    def rows_between(
+        self, account: int, kind: str, start: datetime, end: datetime
+    ) -> Iterator[Row]:
+        """Rows with `start <= ts < end`, oldest first."""
+        if end <= start:
+            return
+        day = max(start.date(), self.config.start)
+        while datetime(day.year, day.month, day.day, tzinfo=UTC) < end:
+            for row in self.rows_on(day, account, kind):
+                if start <= row.ts < end:
+                    yield row
+            day += timedelta(days=1)
+
+    # -- balances -----------------------------------------------------------------------------
+    def _day_total(self, account: int, day: date) -> Decimal:
+        key = (account, day)
+        total = self._day_totals.get(key)
+        if total is None:
+            total = sum(
+                (r.fields["size"] for r in self.rows_on(day, account, "transaction")), Decimal(0)
+            )
+            self._day_totals[key] = total
+        return total
+
+    def balance_at(self, account: int, instant: datetime) -> Decimal:
+        """Sum of the account's transactions strictly before `instant`."""
+        total = Decimal(0)
+        day = self.config.start
+        cut = instant.astimezone(UTC)
+        while datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= cut:
+            total += self._day_total(account, day)
+            day += timedelta(days=1)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        if start < cut:
+            total += sum(
+                (r.fields["size"] for r in self.rows_between(account, "transaction", start, cut)),
+                Decimal(0),
+            )
+        return total
+
+    # -- state at an instant ------------------------------------------------------------------
+    def _recent(self, now: datetime) -> Iterator[DayEvents]:
+        day = max(self.config.start, now.date() - timedelta(days=HORIZON_DAYS))
+        while day <= now.date():
+            yield self.day_events(day)
+            day += timedelta(days=1)
+
+    def open_positions(self, account: int, now: datetime) -> list[PositionLife]:
+        found = [
+            p
+            for ev in self._recent(now)
+            for p in ev.positions
+            if p.account == account and p.opened <= now < p.closed
+        ]
+        return sorted(found, key=lambda p: p.opened)
+
+    def open_orders(self, account: int, now: datetime) -> list[OrderLife]:
+        found = [
+            o
+            for ev in self._recent(now)
+            for o in ev.orders
+            if o.account == account and o.created <= now < o.ended
+        ]
+        return sorted(found, key=lambda o: o.created)
+
+    def find_deal(self, deal_reference: str) -> PositionLife | OrderLife | None:
+        """Look a deal reference up by the day encoded in its id (see `events._DayBuilder`)."""
+        try:
+            if deal_reference.startswith("p_"):
+                day_part = int(deal_reference[2:].split("-")[1], 16)
+                base = date(2000, 1, 1) + timedelta(days=day_part)
+            elif deal_reference.startswith("o_"):
+                base = date(2000, 1, 1) + timedelta(days=int(deal_reference[2:].split("-")[0], 16))
+            else:
+                return None
+        except (ValueError, IndexError, OverflowError):
+            return None
+        if not self.config.start <= base <= date(9999, 1, 1):
+            return None
+        events = self.day_events(base)
+        for item in [*events.positions, *events.orders]:
+            if item.deal_reference == deal_reference:
+                return item
+        return None
