@@ -1,0 +1,373 @@
+"""`CapitalClient`: one httpx client per session, with pacing, retries and re-login in one place.
+
+Retry policy (the only one in the package):
+- 429 always backs off (exponential, full jitter) and pauses every thread sharing the API key;
+- 5xx, connection failures, timeouts and malformed 200s are retried for reads only;
+- other 4xx raise `ApiError` at once, carrying the API's `errorCode`;
+- 401 `error.invalid.session.token` triggers one single-flight re-login and one replay;
+- all retries are bounded by `max_attempts` and by `max_retry_seconds` in total.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from ledger_etl.settings import CapitalSettings
+
+from .auth import CST_HEADER, SECURITY_TOKEN_HEADER, SessionManager
+from .errors import (
+    RETRY_ALWAYS,
+    RETRY_READS,
+    SESSION_EXPIRED,
+    AuthenticationError,
+    CapitalError,
+    MalformedResponseError,
+    TransientError,
+    classify_status,
+    error_code_of,
+)
+from .models import Account, LoginSession, decode_object, describe_validation_error
+from .ratelimit import Backoff, RateLimiter, limiters_for_key
+
+LOGGER_NAME = "ledger_etl.capital"
+API_PREFIX = "/api/v1"
+# The server counts requests per second; one quiet second after a 429 empties its window.
+RATE_LIMIT_PAUSE_S = 1.0
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: Any = field(repr=False)
+    raw: bytes = field(repr=False)
+    attempts: int
+    relogins: int
+    duration: float
+    url_path: str
+    params: dict[str, Any]
+
+    @property
+    def body_sha256(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+@dataclass
+class ClientStats:
+    """Audit counters, safe to update from many threads."""
+
+    requests: int = 0
+    retries: int = 0
+    logins: int = 0
+    relogins: int = 0
+    rate_limited: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+
+
+class CapitalClient:
+    """Capital.com REST client. `base_url` is the host; `/api/v1` is added here."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        identifier: str,
+        password: str,
+        *,
+        encrypted_password: bool = False,
+        rate_limit: float = 10.0,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_attempts: int = 6,
+        max_retry_seconds: float = 120.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        logger: logging.Logger | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        rate_limiter: RateLimiter | None = None,
+        login_limiter: RateLimiter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.identifier = identifier
+        self.rate_limit = rate_limit
+        self.backoff = Backoff(backoff_base, backoff_cap, max_attempts, max_retry_seconds)
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._random = rng or random.Random()
+        self.logger = logger or logging.getLogger(LOGGER_NAME)
+        if rate_limiter is None or login_limiter is None:
+            shared = limiters_for_key(api_key, rate_limit)
+            rate_limiter = rate_limiter or shared.requests
+            login_limiter = login_limiter or shared.logins
+        self._limiter = rate_limiter
+        self.stats = ClientStats()
+        self._http = httpx.Client(
+            base_url=self.base_url + API_PREFIX,
+            transport=transport,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            headers={"Accept": "application/json"},
+        )
+        self._session = SessionManager(
+            self._call,
+            api_key=api_key,
+            identifier=identifier,
+            password=password,
+            encrypted_password=encrypted_password,
+            login_limiter=login_limiter,
+            count=self.stats.add,
+            logger=self.logger,
+        )
+        self._state = self._session.state
+        # History endpoints act on the session's active account: whoever switches account and
+        # fetches must hold this lock so fetches for different accounts never interleave.
+        self.account_lock = threading.RLock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: CapitalSettings, base_url: str | None = None, **kw: Any
+    ) -> CapitalClient:
+        url = base_url or settings.api_url
+        if url is None:
+            raise ValueError("settings select the bundled simulator; pass its base_url")
+        kw.setdefault("encrypted_password", settings.encrypted_password)
+        kw.setdefault("rate_limit", settings.rate_limit)
+        return cls(url, settings.api_key, settings.identifier, settings.password, **kw)
+
+    def __repr__(self) -> str:
+        return f"CapitalClient(base_url={self.base_url!r}, identifier={self.identifier!r})"
+
+    def __enter__(self) -> CapitalClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.logout()
+        except Exception as error:  # logout is a courtesy; never mask the real outcome
+            self.logger.warning("logout failed: %s", error)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- session (the logic lives in auth.SessionManager) ---
+
+    @property
+    def active_account_id(self) -> str | None:
+        return self._state.active_account_id
+
+    def login(self) -> LoginSession:
+        """Open a session now (normally done lazily by the first request)."""
+        return self._session.login()
+
+    def switch_account(self, account_id: str) -> None:
+        """Make `account_id` active (done if it already is) and keep it across re-logins."""
+        self._session.switch_account(account_id)
+
+    def logout(self) -> None:
+        self._session.logout()
+
+    # --- convenience reads ---
+
+    def ping(self) -> dict[str, Any]:
+        return self.request("GET", "/ping").body
+
+    def session_info(self) -> dict[str, Any]:
+        return self.request("GET", "/session").body
+
+    def server_time(self) -> datetime:
+        response = self._call(
+            "GET", "/time", expect_key="serverTime", authenticated=False, retry_transient=True
+        )
+        millis = int(response.body["serverTime"])
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+
+    def accounts(self) -> list[Account]:
+        response = self.request("GET", "/accounts", expect_key="accounts")
+        rows = response.body["accounts"]
+        try:
+            if not isinstance(rows, list):
+                raise TypeError("accounts is not a list")
+            return [Account.model_validate(row) for row in rows]
+        except (ValidationError, TypeError) as error:
+            reason = (
+                describe_validation_error(error)
+                if isinstance(error, ValidationError)
+                else str(error)
+            )
+            raise MalformedResponseError.for_body(
+                "GET", "/accounts", response.status, response.raw, reason
+            ) from None
+
+    # --- the request path ---
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        expect_key: str | None = None,
+        retry_reads: bool = True,
+    ) -> ApiResponse:
+        """An authenticated call; transient failures are retried for GET when `retry_reads`."""
+        retry = retry_reads and method.upper() == "GET"
+        return self._call(
+            method, path, params=params, json=json, expect_key=expect_key, retry_transient=retry
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        expect_key: str | None = None,
+        retry_transient: bool,
+        authenticated: bool = True,
+        allow_relogin: bool = True,
+        login: bool = False,
+    ) -> ApiResponse:
+        """Send with pacing and the retry policy; `login` also adopts the session tokens."""
+        method, params = method.upper(), dict(params or {})
+        started = self._monotonic()
+        attempts = relogins = retries = 0
+        while True:
+            attempts += 1
+            send_headers = dict(headers or {})
+            generation = None
+            if authenticated:
+                self._session.ensure()
+                tokens = self._state.snapshot()
+                generation = tokens.generation
+                send_headers.update(tokens.headers())
+            outcome = self._attempt(method, path, params, json, send_headers, attempts, generation)
+            if isinstance(outcome, httpx.Response):
+                try:
+                    body = None
+                    if outcome.status_code != 204 or expect_key is not None:
+                        body = decode_object(outcome.content, expect_key)
+                    if login:
+                        self._adopt_login_tokens(outcome)
+                    duration = self._monotonic() - started
+                    status, raw = outcome.status_code, outcome.content
+                    return ApiResponse(
+                        status, body, raw, attempts, relogins, duration, path, params
+                    )
+                except ValueError as problem:
+                    error: CapitalError = MalformedResponseError.for_body(
+                        method, path, outcome.status_code, outcome.content, str(problem),
+                        attempts=attempts, params=params,
+                    )  # fmt: skip
+                    retry = RETRY_READS
+            else:
+                status, code = outcome
+                expired = status == 401 and code == SESSION_EXPIRED and generation is not None
+                if expired and allow_relogin and not relogins:
+                    relogins += 1
+                    self._session.refresh(generation or 0)
+                    continue
+                if login and status in (400, 401):
+                    # Bad password, missing or unknown API key: retrying cannot help.
+                    raise AuthenticationError(status, code, method, path)
+                if status == 429:
+                    self.stats.add("rate_limited")
+                    self._limiter.penalize(RATE_LIMIT_PAUSE_S)
+                if status == 0:
+                    error = TransientError(method, path, code or "transport error",
+                                           attempts=attempts, params=params)  # fmt: skip
+                    retry = RETRY_READS
+                else:
+                    error, retry = classify_status(
+                        status, code, method, path, attempts=attempts, params=params
+                    )
+            delay = None
+            if retry == RETRY_ALWAYS or (retry == RETRY_READS and retry_transient):
+                elapsed = self._monotonic() - started
+                delay = self.backoff.delay(retries, attempts, elapsed, self._draw)
+            if delay is None:
+                raise error
+            retries += 1
+            self.stats.add("retries")
+            self.logger.info("retrying in %.0f ms: %s", delay * 1000, error)
+            self._sleep(delay)
+
+    def _draw(self, ceiling: float) -> float:
+        return self._random.uniform(0.0, ceiling)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        json: Any,
+        headers: dict[str, str],
+        attempt: int,
+        generation: int | None,
+    ) -> httpx.Response | tuple[int, str | None]:
+        """One paced exchange: the response below 400, else (status, errorCode).
+
+        Transport failures (resets, timeouts, protocol errors) come back as status 0 with the
+        exception's class name; its message may name the URL, never headers, but is not kept.
+        """
+        self._limiter.acquire()
+        self.stats.add("requests")
+        sent_at = self._monotonic()
+        try:
+            response = self._http.request(
+                method, path, params=params or None, json=json, headers=headers
+            )
+        except httpx.TransportError as error:
+            self._log_attempt(method, path, params, type(error).__name__, attempt, sent_at)
+            return 0, type(error).__name__
+        self._log_attempt(method, path, params, response.status_code, attempt, sent_at)
+        if generation is not None:
+            self._state.adopt(
+                response.headers.get(CST_HEADER),
+                response.headers.get(SECURITY_TOKEN_HEADER),
+                sent_with=generation,
+            )
+        if response.status_code < 400:
+            return response
+        return response.status_code, error_code_of(response.content)
+
+    def _adopt_login_tokens(self, response: httpx.Response) -> None:
+        cst = response.headers.get(CST_HEADER)
+        token = response.headers.get(SECURITY_TOKEN_HEADER)
+        if not cst or not token:
+            raise ValueError("no session token headers")
+        self._state.adopt(cst, token, sent_with=None)
+
+    def _log_attempt(
+        self, method: str, path: str, params: dict, outcome: object, attempt: int, sent_at: float
+    ) -> None:
+        if self.logger.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (self._monotonic() - sent_at) * 1000
+            self.logger.debug(
+                "%s %s params=%s -> %s attempt=%d %.0fms",
+                method, path, params, outcome, attempt, elapsed_ms,
+            )  # fmt: skip

@@ -1,0 +1,165 @@
+"""Client-side request pacing (shared per API key within the process) and retry backoff.
+
+Capital.com allows 10 requests per second per user and one `POST /session` per second per API
+key, and it answers excess with 429. Pacing on our side keeps concurrent window fetches just
+under the limit instead of bouncing off it; backoff spaces the retries when it happens anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# A scheduled start counts as reached when the clock is this close to it: sleep() may wake a
+# hair early with floating-point clocks, and waiting a microsecond more changes nothing.
+_EPSILON = 1e-6
+WINDOW_SECONDS = 1.0
+
+
+class RateLimiter:
+    """At most `rate` request starts per second, for every thread that shares the instance.
+
+    Two rules are combined:
+    - spacing: a start is no earlier than the previous start + 1/rate, which spreads requests
+      evenly instead of bursting;
+    - a sliding window: at most `floor(rate)` starts in any 1-second interval. Spacing alone
+      would allow three starts within a second at rate 2.5; the window makes the bound exact.
+
+    Waiting threads queue on one lock, so starts happen in the order slots were claimed.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._state = threading.Lock()  # guards the fields below; never held while sleeping
+        self._turn = threading.Lock()  # one waiter at a time, held while sleeping
+        self._starts: deque[float] = deque()
+        self._next_start = -math.inf
+        self._paused_until = -math.inf
+        self._rate = 0.0
+        self._slots = 1
+        self.set_rate(rate)
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def set_rate(self, rate: float) -> None:
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"rate must be a positive number of requests per second, got {rate}")
+        with self._state:
+            self._rate = float(rate)
+            self._slots = max(1, math.floor(rate))
+
+    def _earliest_locked(self) -> float:
+        earliest = max(self._next_start, self._paused_until)
+        while len(self._starts) > self._slots:
+            self._starts.popleft()
+        if len(self._starts) == self._slots:
+            earliest = max(earliest, self._starts[0] + WINDOW_SECONDS)
+        return earliest
+
+    def acquire(self) -> float:
+        """Block until a request may start; return that start on the `monotonic` clock."""
+        with self._turn:
+            while True:
+                with self._state:
+                    now = self._monotonic()
+                    earliest = self._earliest_locked()
+                    if now + _EPSILON >= earliest:
+                        start = max(now, earliest)
+                        self._starts.append(start)
+                        self._next_start = start + 1.0 / self._rate
+                        return start
+                    delay = earliest - now
+                self._sleep(delay)
+
+    def penalize(self, seconds: float) -> None:
+        """Hold every sharing thread back for `seconds` from now (used after a 429)."""
+        if seconds <= 0:
+            return
+        with self._state:
+            self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(rate={self._rate:g}/s)"
+
+
+@dataclass(frozen=True)
+class KeyLimiters:
+    """The two limits Capital.com applies per API key."""
+
+    requests: RateLimiter
+    logins: RateLimiter
+
+
+LOGIN_RATE = 1.0
+_registry: dict[str, KeyLimiters] = {}
+_registry_lock = threading.Lock()
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A stable, non-reversible name for an API key (the key itself is never stored)."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def limiters_for_key(api_key: str, rate: float) -> KeyLimiters:
+    """The process-wide limiters of an API key, created on first use.
+
+    If clients of the same key ask for different rates, the lowest one wins: the server's limit
+    is per key, so the most careful setting must hold for all of them.
+    """
+    fingerprint = key_fingerprint(api_key)
+    with _registry_lock:
+        limiters = _registry.get(fingerprint)
+        if limiters is None:
+            limiters = KeyLimiters(requests=RateLimiter(rate), logins=RateLimiter(LOGIN_RATE))
+            _registry[fingerprint] = limiters
+        elif rate < limiters.requests.rate:
+            limiters.requests.set_rate(rate)
+        return limiters
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter, bounded in attempts and in total time.
+
+    Full jitter (a uniform draw between 0 and the exponential ceiling) keeps threads that
+    failed together from retrying together.
+    """
+
+    base: float = 0.5
+    cap: float = 8.0
+    max_attempts: int = 6
+    max_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.base < 0 or self.cap < 0 or self.max_seconds < 0:
+            raise ValueError("backoff times must not be negative")
+
+    def delay(
+        self, retries_so_far: int, attempts: int, elapsed: float, draw: Callable[[float], float]
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None when the budget is spent.
+
+        `draw(ceiling)` returns a number in `[0, ceiling]` (a seeded random source in tests).
+        """
+        if attempts >= self.max_attempts:
+            return None
+        delay = draw(min(self.cap, self.base * (2**retries_so_far)))
+        if elapsed + delay > self.max_seconds:
+            return None
+        return delay
