@@ -365,6 +365,8 @@ def _position(
 ) -> None:
     world = b.world
     t = rng.choice(TRADABLES)
+    if not world.market.is_open(t.epic, opened):
+        t = TRADABLE_BY_EPIC["BTCUSD"]  # only crypto trades while the other markets are shut
     direction = rng.choice(("BUY", "SELL"))
     size = _size(rng, t)
     level = world.market.mid(t.epic, opened)

@@ -46,6 +46,8 @@ ACCOUNT_TEMPLATES = (
 class PriceSource(Protocol):
     def mid(self, epic: str, instant: datetime) -> Decimal: ...
 
+    def is_open(self, epic: str, instant: datetime) -> bool: ...
+
 
 @dataclass(frozen=True)
 class AccountSpec:
