@@ -1,8 +1,52 @@
 #!/usr/bin/env bash
-# Runs the test suite. pytest's "no tests collected" (exit 5) is a failure here, never a pass.
+# Runs the test suite against SQLite and a real PostgreSQL.
+#
+# PostgreSQL: LEDGER_TEST_POSTGRES_URL if set; else the server on 127.0.0.1:5432 when it accepts
+# connections; else a throwaway cluster started here (initdb + pg_ctl, removed on exit); else the
+# PostgreSQL tests are skipped locally with the reason, and fail in CI (CI=true).
+# pytest's "no tests collected" (exit 5) is a failure here, never a pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
+cleanup() { :; }
+trap 'cleanup' EXIT
+
+pg_ready() {
+    "$BIN/python" - "$1" <<'PY' >/dev/null 2>&1
+import sys, psycopg
+psycopg.connect(sys.argv[1], connect_timeout=3).close()
+PY
+}
+
+start_throwaway_cluster() {
+    local initdb pgctl dir port=55432 runas=()
+    initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1)
+    [ -n "${initdb:-}" ] || initdb=$(command -v initdb || true)
+    [ -n "${initdb:-}" ] || return 1
+    pgctl="$(dirname "$initdb")/pg_ctl"
+    dir=$(mktemp -d /tmp/ledger-etl-pg.XXXXXX)
+    if [ "$(id -u)" = "0" ]; then
+        # initdb refuses to run as root: use the postgres account when there is one.
+        id postgres >/dev/null 2>&1 || return 1
+        chown postgres "$dir"
+        runas=(runuser -u postgres --)
+    fi
+    "${runas[@]}" "$initdb" -D "$dir/data" -U postgres --auth=trust >"$dir/initdb.log" 2>&1 || return 1
+    "${runas[@]}" "$pgctl" -D "$dir/data" -l "$dir/server.log" -w \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null || return 1
+    cleanup() { "${runas[@]}" "$pgctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$dir"; }
+    export LEDGER_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+    echo "run-tests: started a throwaway PostgreSQL cluster on port $port" >&2
+}
+
+if [ -z "${LEDGER_TEST_POSTGRES_URL:-}" ]; then
+    if pg_ready "postgresql://postgres@127.0.0.1:5432/test"; then
+        export LEDGER_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:5432/test"
+    elif ! start_throwaway_cluster; then
+        echo "run-tests: no PostgreSQL found. Install it (Debian/Ubuntu: apt-get install postgresql)" \
+             "or set LEDGER_TEST_POSTGRES_URL; PostgreSQL tests will be skipped (and fail in CI)." >&2
+    fi
+fi
 
 "$BIN/python" -m pytest "$@"
 status=$?

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
 
@@ -89,3 +93,67 @@ def shared_api(shared_sim: SimulatorServer) -> Iterator[ApiSession]:
     session.login()
     yield session
     session.close()
+
+
+# -- ledger databases ---------------------------------------------------------------------------
+def _postgres_url() -> str | None:
+    return os.environ.get("LEDGER_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A reachable PostgreSQL; skipped locally without one, a failure in CI (CI=true)."""
+    import psycopg
+
+    url = _postgres_url()
+    reason = "no PostgreSQL: set LEDGER_TEST_POSTGRES_URL or run the tests via `make test`"
+    if url:
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            reason = f"PostgreSQL at LEDGER_TEST_POSTGRES_URL is unreachable: {exc}"
+            url = None
+    if url is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (PostgreSQL tests must run in CI)")
+        pytest.skip(reason)
+    return url
+
+
+def make_test_engine(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Engine:
+    from sqlalchemy import text
+
+    from ledger_etl.ledger.db import make_engine
+
+    if backend == "sqlite":
+        return make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    url = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+
+    def drop() -> None:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    SUBPROCESS_URLS[id(engine)] = f"{url}?options=-csearch_path%3D{schema}"
+    return engine
+
+
+SUBPROCESS_URLS: dict[int, str] = {}
+
+
+def database_url_of(engine: Engine) -> str:
+    """A LEDGER_DATABASE_URL reaching the same database (and schema) as `engine`."""
+    return SUBPROCESS_URLS.get(id(engine)) or engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """An empty ledger database on each backend (a fresh file / a fresh schema per test)."""
+    return make_test_engine(request.param, tmp_path, request)

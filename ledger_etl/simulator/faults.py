@@ -25,18 +25,37 @@ the path under `/api/v1`; empty matches all) and fires on the `nth` matching req
 on `every` k-th one, or with `probability`, after skipping the first `after`, at most `times` times.
 `truncate_above: N` silently keeps only the newest N rows of a history answer. `late_arrival` makes
 a `fraction` of an endpoint's rows visible only `seconds` after their timestamp.
+
+`corrupt_rows` damages a `fraction` of the rows an endpoint answers with (chosen per row, the same
+rows every time): `{"endpoint": "transactions", "kind": "bad_amount", "fraction": 0.02}`. Kinds:
+`bad_amount`, `unknown_currency`, `missing_reference`, `missing_date`, `unknown_type`,
+`long_note` (10,000 characters), `control_chars` (right-to-left override, bell, NUL),
+`duplicate_reference` (a second row with the same reference and a different amount). Ground truth
+is unaffected: it holds the rows as they should have been.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import threading
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
 KINDS = ("status", "throttle", "drop", "latency", "html", "truncated_json", "expire_session")
+CORRUPTIONS = (
+    "bad_amount",
+    "unknown_currency",
+    "missing_reference",
+    "missing_date",
+    "unknown_type",
+    "long_note",
+    "control_chars",
+    "duplicate_reference",
+)
 ENDPOINTS = ("transactions", "activity")
 
 
@@ -106,6 +125,51 @@ class LateArrival:
         return self.seconds if int.from_bytes(digest[:4], "big") / 2**32 < self.fraction else 0.0
 
 
+@dataclass(frozen=True)
+class Corruption:
+    endpoint: str
+    kind: str
+    fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise FaultConfigError(f"corrupt_rows endpoint must be one of {ENDPOINTS}")
+        if self.kind not in CORRUPTIONS:
+            raise FaultConfigError(f"corrupt_rows kind must be one of {CORRUPTIONS}")
+        if not 0 <= self.fraction <= 1:
+            raise FaultConfigError("corrupt_rows fraction must be between 0 and 1")
+
+    def selects(self, row: dict[str, Any]) -> bool:
+        identity = json.dumps(row, sort_keys=True) + self.kind
+        digest = hashlib.sha256(identity.encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.fraction
+
+    def apply(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The damaged row(s) to send instead of `row`."""
+        bad = dict(row)
+        if self.kind == "bad_amount":
+            bad["size"] = "12,5O"
+        elif self.kind == "unknown_currency":
+            bad["currency"] = "QQQ"
+        elif self.kind == "missing_reference":
+            bad.pop("reference", None)
+        elif self.kind == "missing_date":
+            bad.pop("dateUtc", None)
+            bad.pop("dateUTC", None)
+        elif self.kind == "unknown_type":
+            bad["transactionType" if "transactionType" in bad else "type"] = "MYSTERY_CREDIT"
+        elif self.kind == "long_note":
+            bad["note"] = ("Long note " * 1000)[:10_000]
+        elif self.kind == "control_chars":
+            bad["note"] = "\u202egnirts desrever\u202c \x07bell \x00nul =cmd|' /C calc'!A0"
+        else:  # duplicate_reference
+            twin = dict(row)
+            if "size" in twin:
+                twin["size"] = str(Decimal(twin["size"]) + Decimal("1.11"))
+            return [row, twin]
+        return [bad]
+
+
 @dataclass
 class FaultDecision:
     latency: float = 0.0
@@ -124,7 +188,7 @@ class FaultPlan:
     def replace(self, profile: dict[str, Any]) -> None:
         if not isinstance(profile, dict):
             raise FaultConfigError("a fault profile is a JSON object")
-        unknown = set(profile) - {"seed", "rules", "truncate_above", "late_arrival"}
+        unknown = set(profile) - {"seed", "rules", "truncate_above", "late_arrival", "corrupt_rows"}
         if unknown:
             raise FaultConfigError(f"unknown fault profile keys: {sorted(unknown)}")
         rules_raw = profile.get("rules", [])
@@ -150,12 +214,20 @@ class FaultPlan:
             late = [LateArrival(**item) for item in late_raw]
         except TypeError as exc:
             raise FaultConfigError(f"bad late_arrival entry: {exc}") from None
+        corrupt_raw = profile.get("corrupt_rows", [])
+        if not isinstance(corrupt_raw, list):
+            raise FaultConfigError("corrupt_rows must be a list")
+        try:
+            corrupt = [Corruption(**item) for item in corrupt_raw]
+        except TypeError as exc:
+            raise FaultConfigError(f"bad corrupt_rows entry: {exc}") from None
         seed = profile.get("seed", 0)
         with self._lock:
             self.seed = seed
             self.rules = rules
             self.truncate_above: int | None = truncate
             self.late_arrival = late
+            self.corrupt_rows = corrupt
             self._rng = random.Random(seed)
 
     def add_rule(self, raw: dict[str, Any]) -> None:
@@ -170,6 +242,7 @@ class FaultPlan:
                 "rules": [r.public() for r in self.rules],
                 "truncate_above": self.truncate_above,
                 "late_arrival": [asdict(x) for x in self.late_arrival],
+                "corrupt_rows": [asdict(x) for x in self.corrupt_rows],
             }
 
     def decide(self, method: str, path: str) -> FaultDecision:
@@ -212,6 +285,16 @@ class FaultPlan:
         if rule.probability is not None:
             return self._rng.random() < rule.probability
         return True
+
+    def corrupt(self, endpoint: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rules = [c for c in self.corrupt_rows if c.endpoint == endpoint]
+        if not rules:
+            return rows
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            rule = next((c for c in rules if c.selects(row)), None)
+            out.extend(rule.apply(row) if rule else [row])
+        return out
 
     def delay_for(self, endpoint: str, row_key: str) -> float:
         return max(

@@ -265,8 +265,10 @@ def _history(sim: Simulator, request: Request, endpoint: str) -> Reply:
     if limit is not None and len(rows) > limit:
         rows = rows[:limit]  # silent: no marker, no paging metadata, just fewer rows
     if endpoint == "transactions":
-        return _reply(200, {"transactions": [render_transaction(r, offset) for r in rows]})
-    return _reply(200, {"activities": [render_activity(r, offset, query.detailed) for r in rows]})
+        rendered = [render_transaction(r, offset) for r in rows]
+        return _reply(200, {"transactions": sim.faults.corrupt(endpoint, rendered)})
+    rendered = [render_activity(r, offset, query.detailed) for r in rows]
+    return _reply(200, {"activities": sim.faults.corrupt(endpoint, rendered)})
 
 
 def get_transactions(sim: Simulator, request: Request) -> Reply:

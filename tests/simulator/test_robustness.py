@@ -19,10 +19,16 @@ LOGIN_HEADERS = {"X-CAP-API-KEY": API_KEY, "Content-Type": "application/json"}
         (b"\xff\xfe", 400, "error.malformed.body"),
         (b'{"identifier": 5, "password": "x"}', 400, "error.invalid.details"),
         (b'{"identifier": "' + IDENTIFIER.encode() + b'"}', 400, "error.invalid.details"),
-        (b'{"identifier": "a", "password": "b", "encryptedPassword": "yes"}', 400,
-         "error.invalid.details"),
-        (b'{"identifier": "a", "password": "@@@", "encryptedPassword": true}', 401,
-         "error.invalid.details"),
+        (
+            b'{"identifier": "a", "password": "b", "encryptedPassword": "yes"}',
+            400,
+            "error.invalid.details",
+        ),
+        (
+            b'{"identifier": "a", "password": "@@@", "encryptedPassword": true}',
+            401,
+            "error.invalid.details",
+        ),
         (b"x" * 70_000, 413, "error.request.too-large"),
     ],
 )
@@ -59,11 +65,13 @@ def test_malformed_session_switch_and_preferences(api: ApiSession) -> None:
         response = api.http.put("/session", content=body, headers=api.tokens)
         assert response.status_code == 400, body
         assert response.json()["errorCode"] in ("error.invalid.accountId", "error.malformed.body")
-    bad_leverage = api.http.put("/accounts/preferences", json={"leverages": {"INDICES": 600}},
-                                headers=api.tokens)
+    bad_leverage = api.http.put(
+        "/accounts/preferences", json={"leverages": {"INDICES": 600}}, headers=api.tokens
+    )
     assert bad_leverage.json() == {"errorCode": "error.invalid.leverage.value"}
-    good = api.http.put("/accounts/preferences", json={"leverages": {"SHARES": 5}},
-                        headers=api.tokens)
+    good = api.http.put(
+        "/accounts/preferences", json={"leverages": {"SHARES": 5}}, headers=api.tokens
+    )
     assert good.json() == {"status": "SUCCESS"}
     assert api.get("/accounts/preferences").json()["leverages"]["SHARES"]["current"] == 5
 
@@ -74,14 +82,19 @@ def test_unknown_ids_are_404s(api: ApiSession) -> None:
     for ref in ("nope", "p_zz", "o_ffffffff-0000", "p_00000000-ffff-54c4-0000-000000000001"):
         response = api.get(f"/confirms/{ref}")
         assert (response.status_code, response.json()) == (
-            404, {"errorCode": "error.not-found.dealReference"}), ref
+            404,
+            {"errorCode": "error.not-found.dealReference"},
+        ), ref
     assert api.get("/markets/NOPE").json() == {"errorCode": "error.not-found.epic"}
 
 
 def test_garbage_on_the_socket_does_not_stop_the_server(api: ApiSession) -> None:
     host, port = api.server.host, api.server.port
-    for payload in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"GET / HTTP/9.9\r\n\r\n",
-                    b"BREW /coffee HTCPCP/1.0\r\n\r\n"):
+    for payload in (
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"BREW /coffee HTCPCP/1.0\r\n\r\n",
+    ):
         with socket.create_connection((host, port), timeout=5) as sock:
             sock.sendall(payload)
             sock.settimeout(2)
@@ -93,8 +106,10 @@ def test_garbage_on_the_socket_does_not_stop_the_server(api: ApiSession) -> None
 
 
 def test_admin_api_rejects_bad_input(api: ApiSession) -> None:
-    assert api.admin.get("/truth/transactions", params={"account": "nope", "from": "x"}
-                         ).status_code == 404
+    assert (
+        api.admin.get("/truth/transactions", params={"account": "nope", "from": "x"}).status_code
+        == 404
+    )
     account = api.accounts()[0]["accountId"]
     response = api.admin.get("/truth/transactions", params={"account": account, "from": "x"})
     assert (response.status_code, response.json()) == (400, {"errorCode": "error.invalid.from"})

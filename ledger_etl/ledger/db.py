@@ -1,0 +1,75 @@
+"""Engines for the ledger: SQLite (WAL, busy timeout, serialized writers) or PostgreSQL (psycopg 3).
+
+URLs: `sqlite:///path/ledger.sqlite` or `postgresql://user@host/db` (the psycopg 3 driver is
+selected automatically). Migrations run with `upgrade(engine)` (Alembic, head).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseUrlError(ValueError):
+    """A LEDGER_DATABASE_URL that is not SQLite or PostgreSQL (credentials never echoed)."""
+
+
+def normalize_url(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise DatabaseUrlError("LEDGER_DATABASE_URL is not a valid SQLAlchemy URL") from None
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise DatabaseUrlError(f"LEDGER_DATABASE_URL must be SQLite or PostgreSQL, not {backend!r}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE: one writer at a time, and a
+        # second writer waits (busy timeout) instead of failing mid-transaction.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every Alembic migration up to head (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,248 @@
+"""From fetched history to stored ledger: runs, accounts, balances, rows, quarantine, coverage.
+
+These functions are what the CLI and the Dagster assets both call.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, insert, select, update
+
+from ledger_etl import __version__
+from ledger_etl.capital.history import HistoryResult
+from ledger_etl.capital.models import Account, Activity, Transaction
+from ledger_etl.capital.windows import Window, coverage_gaps
+from ledger_etl.ledger import schema as s
+from ledger_etl.ledger.chart import ChartOfAccounts
+from ledger_etl.ledger.faultpoints import checkpoint
+from ledger_etl.ledger.normalize import (
+    Rejected,
+    normalize_activity,
+    normalize_currency,
+    normalize_transaction,
+)
+from ledger_etl.ledger.store import (
+    LedgerWriter,
+    QuarantineRow,
+    StagedActivity,
+    StagedTransaction,
+    dumps_raw,
+)
+
+
+@dataclass
+class IngestSummary:
+    account_id: str
+    endpoint: str
+    rows: int = 0
+    inserted: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    windows: int = 0
+    failed_windows: int = 0
+    split_windows: int = 0
+    retries: int = 0
+    relogins: int = 0
+    gaps: list[Window] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["gaps"] = [[g.start.isoformat(), g.end.isoformat()] for g in self.gaps]
+        return data
+
+
+def start_run(engine: Engine, kind: str, params: dict[str, Any]) -> str:
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        conn.execute(insert(s.runs).values(
+            run_id=run_id, kind=kind, started_at=datetime.now(UTC), status="running",
+            params=json.loads(json.dumps(params, default=str)), code_version=__version__,
+        ))  # fmt: skip
+    return run_id
+
+
+def finish_run(engine: Engine, run_id: str, status: str, summary: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(s.runs).where(s.runs.c.run_id == run_id).values(
+            finished_at=datetime.now(UTC), status=status,
+            summary=json.loads(json.dumps(summary, default=str)),
+        ))  # fmt: skip
+
+
+def record_accounts(
+    engine: Engine, run_id: str, accounts: Sequence[Account], observed_at: datetime
+) -> None:
+    """Register the accounts and keep this sync's broker balance observation of each."""
+    with engine.begin() as conn:
+        for account in accounts:
+            values = {
+                "account_name": account.account_name, "account_type": account.account_type,
+                "status": account.status, "preferred": account.preferred,
+                "currency_raw": account.currency,
+                "currency": normalize_currency(account.currency) if account.currency else None,
+                "last_seen_at": observed_at,
+            }  # fmt: skip
+            exists = conn.execute(
+                select(s.accounts.c.account_id).where(s.accounts.c.account_id == account.account_id)
+            ).first()
+            if exists:
+                conn.execute(
+                    update(s.accounts)
+                    .where(s.accounts.c.account_id == account.account_id)
+                    .values(**values)
+                )
+            else:
+                conn.execute(
+                    insert(s.accounts).values(
+                        account_id=account.account_id, first_seen_at=observed_at, **values
+                    )
+                )
+            balance = account.balance
+            if balance is not None and balance.balance is not None:
+                conn.execute(insert(s.balance_observations).values(
+                    account_id=account.account_id, observed_at=observed_at,
+                    balance=balance.balance, deposit=balance.deposit,
+                    profit_loss=balance.profit_loss, available=balance.available,
+                    currency=values["currency"], run_id=run_id,
+                ))  # fmt: skip
+
+
+# Rows can appear in the feed about a minute after their timestamp; a window is only taken as
+# covered up to this long before the moment it was fetched.
+SETTLE = timedelta(minutes=2)
+
+
+def _fetch_rows(result: HistoryResult, fetched_at: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "account_id": r.account_id, "endpoint": r.endpoint, "window_start": r.window_start,
+            "window_end": r.window_end, "params": dict(r.params), "http_status": r.http_status,
+            "attempts": r.attempts, "relogins": r.relogins, "row_count": r.row_count,
+            "body_sha256": r.body_sha256, "min_ts": r.min_ts, "max_ts": r.max_ts,
+            "duration_s": r.duration_s, "ids": list(r.ids), "outcome": r.outcome,
+            "error": r.error, "parent_start": r.parent.start if r.parent else None,
+            "parent_end": r.parent.end if r.parent else None, "fetched_at": fetched_at,
+        }
+        for r in result.records
+    ]  # fmt: skip
+
+
+def ingest_history(
+    engine: Engine,
+    run_id: str,
+    result: HistoryResult,
+    chart: ChartOfAccounts,
+    fetched_at: datetime | None = None,
+) -> IngestSummary:
+    """Store one fetched range atomically; re-running it any number of times changes nothing."""
+    summary = IngestSummary(result.account_id, result.endpoint, rows=len(result.rows))
+    quarantined: list[QuarantineRow] = [
+        QuarantineRow(result.account_id, result.endpoint, dumps_raw(p.row), p.reason)
+        for p in result.problems
+    ]
+    staged_tx: list[StagedTransaction] = []
+    staged_act: list[StagedActivity] = []
+    for row, key, raw, window in zip(
+        result.rows, result.keys, result.raws, result.windows, strict=True
+    ):
+        raw_text = dumps_raw(raw)
+        if isinstance(row, Transaction):
+            normalized = normalize_transaction(result.account_id, row, chart)
+            if isinstance(normalized, Rejected):
+                quarantined.append(
+                    QuarantineRow(
+                        result.account_id,
+                        result.endpoint,
+                        raw_text,
+                        normalized.reason,
+                        window.start,
+                        window.end,
+                    )
+                )
+                continue
+            staged_tx.append(StagedTransaction(normalized, raw_text, window.start, window.end))
+        elif isinstance(row, Activity):
+            staged_act.append(
+                StagedActivity(
+                    normalize_activity(result.account_id, row, key),
+                    int(key[-1]),
+                    raw_text,
+                    window.start,
+                    window.end,
+                )
+            )
+    checkpoint("after_fetch")
+    with engine.begin() as conn:
+        writer = LedgerWriter(conn, run_id)
+        writer.lock_account(result.account_id)
+        counts = (
+            writer.write_transactions(staged_tx)
+            if staged_tx
+            else writer.write_activities(staged_act)
+        )
+        checkpoint("mid_upsert")
+        summary.quarantined = writer.quarantine(quarantined)
+        writer.log_fetches(_fetch_rows(result, fetched_at or datetime.now(UTC)))
+        checkpoint("before_commit")
+    summary.inserted, summary.changed, summary.unchanged = (
+        counts.inserted,
+        counts.changed,
+        counts.unchanged,
+    )
+    summary.windows = len(result.records)
+    summary.failed_windows = len(result.failed)
+    summary.split_windows = sum(1 for r in result.records if r.outcome == "split")
+    summary.retries = sum(max(r.attempts - 1, 0) for r in result.records)
+    summary.relogins = sum(r.relogins for r in result.records)
+    summary.gaps = result.gaps()
+    return summary
+
+
+def covered_windows(
+    engine: Engine, account_id: str, endpoint: str, start: datetime, end: datetime
+) -> list[Window]:
+    log = s.fetch_log
+    with engine.connect() as conn:
+        rows = conn.execute(select(log.c.window_start, log.c.window_end,
+                                   log.c.fetched_at).where(and_(
+            log.c.account_id == account_id, log.c.endpoint == endpoint,
+            log.c.outcome == "complete", log.c.window_end > start, log.c.window_start < end,
+        ))).all()  # fmt: skip
+    covered = []
+    for row in rows:
+        end_ = min(row.window_end, (row.fetched_at - SETTLE).replace(microsecond=0))
+        if end_ > row.window_start:
+            covered.append(Window(row.window_start, end_))
+    return covered
+
+
+def stored_gaps(
+    engine: Engine, account_id: str, endpoint: str, start: datetime, end: datetime
+) -> list[Window]:
+    """Uncovered intervals of `[start, end)`: never fetched, failed, or truncated windows."""
+    return coverage_gaps(
+        Window(start, end), covered_windows(engine, account_id, endpoint, start, end)
+    )
+
+
+def known_accounts(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [
+            r[0]
+            for r in conn.execute(select(s.accounts.c.account_id).order_by(s.accounts.c.account_id))
+        ]
+
+
+def quarantine_reasons(engine: Engine, run_id: str | None = None) -> Iterable[tuple[str, str]]:
+    query = select(s.quarantine.c.account_id, s.quarantine.c.reason)
+    if run_id is not None:
+        query = query.where(s.quarantine.c.last_run_id == run_id)
+    with engine.connect() as conn:
+        return [(r.account_id, r.reason) for r in conn.execute(query)]

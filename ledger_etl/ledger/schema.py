@@ -1,0 +1,271 @@
+"""The ledger schema: the single source of truth for tables, keys and indexes.
+
+Money is exact on both backends: NUMERIC(38, 8) on PostgreSQL; on SQLite an INTEGER count of
+1e-8 units, so SQL sums stay exact there too. `Money` converts to and from `Decimal`; amounts with
+more than eight decimal places are refused at normalization (and quarantined), never rounded.
+Timestamps are UTC: `UtcDateTime` rejects naive datetimes on the way in and returns aware ones.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+MONEY_SCALE = 8
+_UNIT = Decimal(1).scaleb(-MONEY_SCALE)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Exact decimal money: NUMERIC(38, 8) on PostgreSQL, INTEGER 1e-8 units on SQLite."""
+
+    impl = Numeric(38, MONEY_SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(38, MONEY_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = Decimal(value)
+        if dialect.name == "sqlite":
+            return to_units(amount)
+        return amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return from_units(int(value))
+        return Decimal(value)
+
+
+def to_units(amount: Decimal) -> int:
+    """Decimal -> integer count of 1e-8; ValueError when that would lose digits."""
+    units = amount.scaleb(MONEY_SCALE)
+    integral = units.to_integral_value()
+    if units != integral:
+        raise ValueError(f"amount {amount} has more than {MONEY_SCALE} decimal places")
+    return int(integral)
+
+
+def from_units(units: int) -> Decimal:
+    return (Decimal(units) * _UNIT).normalize() if units else Decimal(0)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes; stored as UTC (naive on SQLite, timestamptz on PG)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError("ledger timestamps must be timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed
+    Column("params", JSON, nullable=False),
+    Column("summary", JSON),
+    Column("code_version", String(32), nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("account_name", Text),
+    Column("currency", String(8)),  # ISO code
+    Column("currency_raw", String(16)),  # as the API sent it (USDd on demo)
+    Column("account_type", String(32)),
+    Column("status", String(32)),
+    Column("preferred", Boolean),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+)
+
+balance_observations = Table(
+    "balance_observations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.account_id"), nullable=False),
+    Column("observed_at", UtcDateTime(), nullable=False),
+    Column("balance", Money(), nullable=False),
+    Column("deposit", Money()),
+    Column("profit_loss", Money()),
+    Column("available", Money()),
+    Column("currency", String(8)),
+    Column("run_id", String(64), ForeignKey("runs.run_id")),
+    Index("ix_balance_observations_account_time", "account_id", "observed_at"),
+)
+
+fetch_log = Table(
+    "fetch_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("window_start", UtcDateTime(), nullable=False),
+    Column("window_end", UtcDateTime(), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("http_status", Integer),
+    Column("attempts", Integer, nullable=False),
+    Column("relogins", Integer, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("body_sha256", String(64)),
+    Column("min_ts", UtcDateTime()),
+    Column("max_ts", UtcDateTime()),
+    Column("duration_s", Float, nullable=False),
+    Column("ids", JSON, nullable=False),
+    Column("outcome", String(16), nullable=False),  # complete | split | failed
+    Column("error", Text),
+    Column("parent_start", UtcDateTime()),
+    Column("parent_end", UtcDateTime()),
+    Column("fetched_at", UtcDateTime(), nullable=False),
+    Index("ix_fetch_log_coverage", "account_id", "endpoint", "window_start", "window_end"),
+)
+
+raw_transactions = Table(
+    "raw_transactions",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("reference", String(64), primary_key=True),
+    Column("raw", Text, nullable=False),  # the row's JSON exactly as received
+    Column("row_sha256", String(64), nullable=False),
+    Column("date_utc", UtcDateTime(), nullable=False),
+    Column("window_start", UtcDateTime(), nullable=False),
+    Column("window_end", UtcDateTime(), nullable=False),
+    Column("first_run_id", String(64), nullable=False),
+    Column("last_run_id", String(64), nullable=False),
+)
+
+raw_activities = Table(
+    "raw_activities",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("activity_key", String(64), primary_key=True),  # sha256(content) + occurrence
+    Column("occurrence", Integer, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("date_utc", UtcDateTime(), nullable=False),
+    Column("window_start", UtcDateTime(), nullable=False),
+    Column("window_end", UtcDateTime(), nullable=False),
+    Column("first_run_id", String(64), nullable=False),
+    Column("last_run_id", String(64), nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("reference", String(64), primary_key=True),
+    Column("posted_at", UtcDateTime(), nullable=False),
+    Column("transaction_type", String(64), nullable=False),
+    Column("instrument", String(128)),
+    Column("amount", Money(), nullable=False),
+    Column("currency", String(8), nullable=False),  # ISO code
+    Column("currency_raw", String(16), nullable=False),
+    Column("status", String(32)),
+    Column("deal_id", String(64)),
+    Column("note", Text),
+    Column("ledger_account", String(16), nullable=False),  # chart-of-accounts code
+    Column("flags", String(255), nullable=False),  # comma-separated, e.g. unknown_type
+    Column("row_sha256", String(64), nullable=False),  # of the normalized content
+    Column("first_run_id", String(64), nullable=False),
+    Column("last_run_id", String(64), nullable=False),
+    Index("ix_ledger_entries_account_time", "account_id", "posted_at"),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("activity_key", String(64), primary_key=True),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("epic", String(64)),
+    Column("deal_id", String(64)),
+    Column("source", String(32)),
+    Column("activity_type", String(32)),
+    Column("status", String(32)),
+    Column("deal_reference", String(128)),
+    Column("direction", String(8)),
+    Column("size", Text),  # canonical decimal text: never summed
+    Column("level", Text),
+    Column("working_order_id", String(64)),
+    Column("actions", String(255), nullable=False),  # comma-separated action types
+    Column("flags", String(255), nullable=False),
+    Column("first_run_id", String(64), nullable=False),
+    Index("ix_activities_account_time", "account_id", "occurred_at"),
+    Index("ix_activities_deal", "account_id", "deal_id"),
+)
+
+entry_history = Table(
+    "entry_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("previous", JSON, nullable=False),  # the replaced ledger row, amounts as strings
+    Column("replaced_at", UtcDateTime(), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Index("ix_entry_history_entry", "account_id", "reference"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("window_start", UtcDateTime()),
+    Column("window_end", UtcDateTime()),
+    Column("first_run_id", String(64), nullable=False),
+    Column("last_run_id", String(64), nullable=False),
+    UniqueConstraint("account_id", "endpoint", "raw_sha256", name="uq_quarantine_row"),
+)

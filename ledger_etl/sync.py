@@ -1,0 +1,164 @@
+"""Sync: fetch both history endpoints for a range and store them. Shared by CLI and Dagster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ledger_etl.capital.client import CapitalClient
+from ledger_etl.capital.history import ACTIVITY, TRANSACTIONS, FetchRecord, fetch_history
+from ledger_etl.capital.models import Account
+from ledger_etl.capital.windows import Window, plan_windows
+from ledger_etl.ledger.chart import ChartOfAccounts, load_chart
+from ledger_etl.ledger.db import upgrade
+from ledger_etl.ledger.ingest import (
+    IngestSummary,
+    finish_run,
+    ingest_history,
+    record_accounts,
+    start_run,
+)
+
+ENDPOINTS = (TRANSACTIONS, ACTIVITY)
+
+
+class SyncError(ValueError):
+    """A sync that cannot start (bad range, unknown account); the message says what to fix."""
+
+
+@dataclass
+class AccountSync:
+    account_id: str
+    currency: str | None
+    endpoints: dict[str, IngestSummary] = field(default_factory=dict)
+
+    @property
+    def failed_windows(self) -> int:
+        return sum(s.failed_windows for s in self.endpoints.values())
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    start: datetime
+    end: datetime
+    accounts: list[AccountSync]
+    server_time: datetime
+
+    @property
+    def ok(self) -> bool:
+        return all(a.failed_windows == 0 for a in self.accounts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "ok": self.ok,
+            "accounts": {
+                a.account_id: {k: v.as_dict() for k, v in a.endpoints.items()}
+                for a in self.accounts
+            },
+        }
+
+
+def utc_day(value: str) -> datetime:
+    """`YYYY-MM-DD` -> that day's 00:00 UTC."""
+    try:
+        parsed = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise SyncError(f"dates are YYYY-MM-DD, got {value!r}") from None
+    return parsed.replace(tzinfo=UTC)
+
+
+def select_accounts(available: Sequence[Account], wanted: Sequence[str] | None) -> list[Account]:
+    if not wanted:
+        return list(available)
+    by_id = {a.account_id: a for a in available}
+    unknown = [w for w in wanted if w not in by_id]
+    if unknown:
+        raise SyncError(
+            f"unknown account(s) {', '.join(unknown)}; the API lists {', '.join(by_id) or 'none'}"
+        )
+    return [by_id[w] for w in wanted]
+
+
+def planned_windows(start: datetime, end: datetime, accounts: int) -> int:
+    return len(plan_windows(start, end)) * len(ENDPOINTS) * accounts
+
+
+def sync_range(
+    client: CapitalClient,
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    account_ids: Sequence[str] | None = None,
+    *,
+    chart: ChartOfAccounts | None = None,
+    on_window: Callable[[FetchRecord], None] | None = None,
+    split_threshold: int = 1000,
+    kind: str = "sync",
+    run_params: dict[str, Any] | None = None,
+) -> SyncReport:
+    """Fetch `[start, end)` of both endpoints for the accounts and upsert; never raises for a
+    failed window (it is recorded, shows as a gap, and makes `report.ok` false)."""
+    if not start < end:
+        raise SyncError(
+            f"the range is empty: from {start:%Y-%m-%d} must be before to {end:%Y-%m-%d}"
+        )
+    chart = chart or load_chart()
+    upgrade(engine)
+    server_now = client.server_time()
+    accounts = client.accounts()
+    chosen = select_accounts(accounts, account_ids)
+    params = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "accounts": [a.account_id for a in chosen],
+        **(run_params or {}),
+    }
+    run_id = start_run(engine, kind, params)
+    report = SyncReport(run_id, start, end, [], server_now)
+    try:
+        record_accounts(engine, run_id, accounts, server_now)
+        for account in chosen:
+            entry = AccountSync(account.account_id, account.currency)
+            report.accounts.append(entry)
+            for spec in ENDPOINTS:
+                result = fetch_history(
+                    client,
+                    account.account_id,
+                    spec,
+                    start,
+                    end,
+                    split_threshold=split_threshold,
+                    on_window=on_window,
+                )
+                entry.endpoints[spec.name] = ingest_history(
+                    engine, run_id, result, chart, fetched_at=server_now
+                )
+    except BaseException as exc:
+        finish_run(engine, run_id, "failed", {**report.as_dict(), "error": type(exc).__name__})
+        raise
+    finish_run(engine, run_id, "succeeded" if report.ok else "incomplete", report.as_dict())
+    return report
+
+
+def last_complete_months(now: datetime, count: int) -> list[tuple[datetime, datetime]]:
+    """The `count` most recent whole calendar months before `now`, oldest first."""
+    first_of_this = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    months = []
+    end = first_of_this
+    for _ in range(count):
+        start = (end - timedelta(days=1)).replace(day=1)
+        months.append((start, end))
+        end = start
+    return list(reversed(months))
+
+
+def month_window(start: datetime, end: datetime) -> Window:
+    return Window(start, end)

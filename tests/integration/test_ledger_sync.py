@@ -1,0 +1,191 @@
+"""Sync into a real ledger (SQLite and PostgreSQL) and compare with the simulator's ground truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from ledger_etl.ledger import schema as s
+from ledger_etl.ledger.ingest import stored_gaps
+from ledger_etl.ledger.store import ledger_digest
+from ledger_etl.simulator import SimulatorServer
+from tests.conftest import make_server
+from tests.integration.ledger_helpers import (
+    account_ids,
+    count,
+    ledger_amounts,
+    sync,
+    truth,
+    truth_amounts,
+)
+
+YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
+YEAR_END = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_twelve_months_two_accounts_equal_ground_truth(
+    shared_sim: SimulatorServer, ledger_engine: Engine
+) -> None:
+    report = sync(shared_sim, ledger_engine, YEAR_START, YEAR_END)
+    assert report.ok
+    accounts = account_ids(shared_sim)
+    assert len(accounts) == 2
+    for account in accounts:
+        expected = truth_amounts(shared_sim, account, YEAR_START, YEAR_END)
+        stored = ledger_amounts(ledger_engine, account, YEAR_START, YEAR_END)
+        assert stored == expected  # every reference, every amount, exactly
+        assert sum(stored.values(), Decimal(0)) == sum(expected.values(), Decimal(0))
+        acts = truth(shared_sim, "activity", account, YEAR_START, YEAR_END)
+        with ledger_engine.connect() as conn:
+            stored_acts = conn.execute(
+                select(func.count())
+                .select_from(s.activities)
+                .where(
+                    s.activities.c.account_id == account,
+                    s.activities.c.occurred_at < YEAR_END,
+                )
+            ).scalar_one()
+        assert stored_acts == len(acts)
+        for endpoint in ("transactions", "activity"):
+            assert stored_gaps(ledger_engine, account, endpoint, YEAR_START, YEAR_END) == []
+    # Running the same sync again adds nothing and changes nothing.
+    digest = _digest(ledger_engine)
+    entries = count(ledger_engine, s.ledger_entries)
+    again = sync(shared_sim, ledger_engine, YEAR_START, YEAR_END)
+    assert all(
+        e.inserted == 0 and e.changed == 0 for a in again.accounts for e in a.endpoints.values()
+    )
+    assert count(ledger_engine, s.ledger_entries) == entries
+    assert _digest(ledger_engine) == digest
+
+
+def _digest(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return ledger_digest(conn)
+
+
+def test_resync_of_a_stored_month_adds_zero_rows(
+    shared_sim: SimulatorServer, ledger_engine: Engine
+) -> None:
+    start, end = datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)
+    first = sync(shared_sim, ledger_engine, start, end)
+    assert first.ok and sum(e.inserted for a in first.accounts for e in a.endpoints.values()) > 100
+    counts = {
+        t.name: count(ledger_engine, t)
+        for t in (s.ledger_entries, s.activities, s.raw_transactions, s.raw_activities)
+    }
+    second = sync(shared_sim, ledger_engine, start, end)
+    assert sum(e.inserted + e.changed for a in second.accounts for e in a.endpoints.values()) == 0
+    assert {
+        t.name: count(ledger_engine, t)
+        for t in (s.ledger_entries, s.activities, s.raw_transactions, s.raw_activities)
+    } == counts
+    with ledger_engine.connect() as conn:
+        last_runs = set(conn.execute(select(s.raw_transactions.c.last_run_id)).scalars())
+    assert last_runs == {second.run_id}  # raw rows remember the last run that saw them
+    assert count(ledger_engine, s.runs) == 2
+    assert count(ledger_engine, s.balance_observations) == 4  # two accounts, two syncs
+
+
+def test_overlapping_ranges_never_double(
+    shared_sim: SimulatorServer, ledger_engine: Engine
+) -> None:
+    account = account_ids(shared_sim)[0]
+    a, b, c = (datetime(2025, 3, d, h, tzinfo=UTC) for d, h in ((1, 0), (9, 13), (17, 0)))
+    sync(shared_sim, ledger_engine, a, c, [account])
+    digest = _digest(ledger_engine)
+    for start, end in ((b, c), (a, b), (datetime(2025, 3, 5, 7, 30, tzinfo=UTC), c)):
+        sync(shared_sim, ledger_engine, start, end, [account])
+    assert _digest(ledger_engine) == digest
+    assert ledger_amounts(ledger_engine, account, a, c) == truth_amounts(shared_sim, account, a, c)
+
+
+def test_changed_row_is_updated_with_history(ledger_engine: Engine) -> None:
+    """A stored row that comes back different is updated in place; its old version is kept."""
+    server = make_server(rate_limit_per_second=0)
+    try:
+        account = account_ids(server)[0]
+        start, end = datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 5, 4, tzinfo=UTC)
+        sync(server, ledger_engine, start, end, [account])
+        before = ledger_amounts(ledger_engine, account)
+        server.simulator.faults.replace(
+            {
+                "corrupt_rows": [
+                    {"endpoint": "transactions", "kind": "unknown_type", "fraction": 0.3}
+                ]
+            }
+        )
+        report = sync(server, ledger_engine, start, end, [account])
+        changed = report.accounts[0].endpoints["transactions"].changed
+        assert changed > 0
+        assert ledger_amounts(ledger_engine, account) == before  # amounts unchanged
+        with ledger_engine.connect() as conn:
+            history = conn.execute(select(s.entry_history)).mappings().all()
+            suspense = conn.execute(
+                select(func.count())
+                .select_from(s.ledger_entries)
+                .where(
+                    s.ledger_entries.c.ledger_account == "9999",
+                    s.ledger_entries.c.flags.contains("unknown_type"),
+                )
+            ).scalar_one()
+        assert len(history) == changed == suspense
+        assert {h["previous"]["ledger_account"] for h in history} != {"9999"}
+    finally:
+        server.stop()
+
+
+def test_bad_rows_are_quarantined_and_good_rows_stored(ledger_engine: Engine) -> None:
+    server = make_server(
+        rate_limit_per_second=0,
+        faults={
+            "corrupt_rows": [
+                {"endpoint": "transactions", "kind": "bad_amount", "fraction": 0.05},
+                {"endpoint": "transactions", "kind": "unknown_currency", "fraction": 0.05},
+                {"endpoint": "transactions", "kind": "missing_reference", "fraction": 0.05},
+                {"endpoint": "activity", "kind": "missing_date", "fraction": 0.05},
+            ]
+        },
+    )
+    try:
+        account = account_ids(server)[0]
+        start, end = datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
+        report = sync(server, ledger_engine, start, end, [account])
+        tx, act = (
+            report.accounts[0].endpoints["transactions"],
+            report.accounts[0].endpoints["activity"],
+        )
+        assert tx.quarantined >= 3 and act.quarantined >= 1
+        with ledger_engine.connect() as conn:
+            reasons = list(conn.execute(select(s.quarantine.c.endpoint, s.quarantine.c.reason)))
+        text = " ".join(r.reason for r in reasons)
+        assert "currency" in text and "reference" in text and ("size" in text or "amount" in text)
+        assert len(reasons) == tx.quarantined + act.quarantined
+        expected = truth_amounts(server, account, start, end)
+        stored = ledger_amounts(ledger_engine, account, start, end)
+        assert set(stored) < set(expected)  # nothing invented
+        assert len(expected) - len(stored) <= tx.quarantined  # only bad rows are missing
+        assert all(stored[ref] == expected[ref] for ref in stored)
+        # A re-run quarantines the same rows again without duplicating them.
+        sync(server, ledger_engine, start, end, [account])
+        assert count(ledger_engine, s.quarantine) == len(reasons)
+    finally:
+        server.stop()
+
+
+def test_demo_currency_codes_normalize_with_raw_kept(
+    shared_sim: SimulatorServer, ledger_engine: Engine
+) -> None:
+    start, end = datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 2, 8, tzinfo=UTC)
+    sync(shared_sim, ledger_engine, start, end)
+    with ledger_engine.connect() as conn:
+        pairs = set(
+            conn.execute(
+                select(s.ledger_entries.c.currency, s.ledger_entries.c.currency_raw).distinct()
+            )
+        )
+    assert pairs == {("USD", "USDd"), ("EUR", "EURd")}
