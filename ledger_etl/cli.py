@@ -18,7 +18,22 @@ if TYPE_CHECKING:
     from ledger_etl.sync import SyncReport
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """Turns the project's user-facing errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from ledger_etl.capital.errors import CapitalError
+        from ledger_etl.ledger.chart import ChartError
+        from ledger_etl.ledger.db import DatabaseUrlError
+        from ledger_etl.settings import SettingsError
+
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, ChartError, DatabaseUrlError, CapitalError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ledger-etl")
 def main() -> None:
     """Capital.com account history to a reconciled ledger and monthly statements."""
@@ -179,6 +194,15 @@ def db_upgrade(database_url: str | None) -> None:
     engine = _engine(database_url)
     upgrade(engine)
     click.echo(f"ledger schema is up to date ({engine.url.render_as_string(hide_password=True)})")
+
+
+@db.command("ddl")
+@click.option("--dialect", type=click.Choice(["sqlite", "postgresql"]), required=True)
+def db_ddl(dialect: str) -> None:
+    """Print the reference DDL of the ledger schema (what sql/*.sql holds)."""
+    from ledger_etl.ledger.ddl import render_ddl
+
+    click.echo(render_ddl(dialect), nl=False)
 
 
 def _range(start: str, end: str) -> tuple[datetime, datetime]:

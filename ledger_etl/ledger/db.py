@@ -71,5 +71,8 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Two processes starting at once must not both create the tables.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7042175301)")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -1,0 +1,102 @@
+"""`ledger-etl sync`, `gaps` and `demo` through the command line, against a real simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ledger_etl.cli import main
+from ledger_etl.simulator import SimulatorServer
+from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, make_server
+from tests.integration.ledger_helpers import account_ids
+
+
+def _env(server: SimulatorServer, tmp_path: Path) -> dict[str, str]:
+    return {
+        "CAPITAL_API_URL": server.url,
+        "CAPITAL_API_KEY": API_KEY,
+        "CAPITAL_IDENTIFIER": IDENTIFIER,
+        "CAPITAL_PASSWORD": PASSWORD,
+        "CAPITAL_RATE_LIMIT": "200",
+        "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+    }
+
+
+def test_sync_then_gaps(shared_sim: SimulatorServer, tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = _env(shared_sim, tmp_path)
+    before = runner.invoke(main, ["gaps", "--from", "2025-02-01", "--to", "2025-02-08"], env=env)
+    assert before.exit_code == 1
+    synced = runner.invoke(main, ["sync", "--from", "2025-02-01", "--to", "2025-02-08"], env=env)
+    assert synced.exit_code == 0, synced.output
+    assert "complete" in synced.output
+    for account in account_ids(shared_sim):
+        assert account in synced.output
+    covered = runner.invoke(main, ["gaps", "--from", "2025-02-01", "--to", "2025-02-08"], env=env)
+    assert covered.exit_code == 0, covered.output
+    wider = runner.invoke(main, ["gaps", "--from", "2025-01-30", "--to", "2025-02-09"], env=env)
+    assert wider.exit_code == 1
+    assert "2025-01-30T00:00:00+00:00\t2025-02-01T00:00:00+00:00" in wider.output
+    assert "2025-02-08T00:00:00+00:00\t2025-02-09T00:00:00+00:00" in wider.output
+
+
+def test_sync_with_a_permanently_failing_window_exits_nonzero(tmp_path: Path) -> None:
+    server = make_server(
+        rate_limit_per_second=0,
+        faults={
+            "rules": [
+                {"kind": "status", "status": 503, "path": "^/history/transactions$", "after": 2}
+            ]
+        },
+    )
+    try:
+        env = _env(server, tmp_path)
+        account = account_ids(server)[0]
+        runner = CliRunner()
+        result = runner.invoke(
+            main,
+            ["sync", "--from", "2025-02-01", "--to", "2025-02-05", "--account", account],
+            env=env,
+        )
+        assert result.exit_code == 1
+        assert "INCOMPLETE" in result.output
+        gaps = runner.invoke(
+            main,
+            ["gaps", "--from", "2025-02-01", "--to", "2025-02-05", "--account", account],
+            env=env,
+        )
+        assert gaps.exit_code == 1
+        assert "transactions" in gaps.output
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "--from", "2025-02-10", "--to", "2025-02-01"], "must be before"),
+        (["sync", "--from", "2025/02/01", "--to", "2025-02-03"], "YYYY-MM-DD"),
+        (
+            ["sync", "--from", "2025-02-01", "--to", "2025-02-03", "--account", "nope"],
+            "unknown account",
+        ),
+    ],
+)
+def test_bad_arguments_get_clear_errors(
+    shared_sim: SimulatorServer, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, args, env=_env(shared_sim, tmp_path))
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_settings_errors_are_clear(tmp_path: Path) -> None:
+    env = {"CAPITAL_API_URL": "ftp://x", "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/l.db"}
+    result = CliRunner().invoke(
+        main, ["sync", "--from", "2025-02-01", "--to", "2025-02-02"], env=env
+    )
+    assert result.exit_code != 0
+    assert "CAPITAL_API_URL" in result.output
