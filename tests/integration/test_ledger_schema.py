@@ -14,8 +14,8 @@ from sqlalchemy import Engine, func, insert, inspect, select
 
 from ledger_etl.cli import main
 from ledger_etl.ledger import schema as s
-from ledger_etl.ledger.ddl import render_ddl
 from ledger_etl.ledger.db import DatabaseUrlError, make_engine, normalize_url, upgrade
+from ledger_etl.ledger.ddl import render_ddl
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
