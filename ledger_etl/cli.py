@@ -13,8 +13,6 @@ import click
 from ledger_etl import __version__
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from ledger_etl.sync import SyncReport
 
 
@@ -320,71 +318,120 @@ def gaps_command(start: str, end: str, accounts: tuple[str, ...], database_url: 
     default=3,
     show_default=True,
     type=click.IntRange(1, 24),
-    help="How many complete months to sync.",
+    help="How many complete months to close.",
 )
-@_DATABASE_OPTION
-def demo(months: int, database_url: str | None) -> None:
-    """Sync the last complete months from the API (the simulator by default) and show them."""
-    from ledger_etl.capital.errors import CapitalError
-    from ledger_etl.sources import open_client
-    from ledger_etl.sync import last_complete_months, planned_windows, sync_range
+def demo(months: int) -> None:
+    """Close the last complete months of every account through the Dagster definitions (against
+    the simulator unless CAPITAL_API_URL is set) and print the statements written."""
+    import time
 
-    engine = _engine(database_url)
-    try:
-        with open_client(say=lambda m: click.echo(m, err=True)) as client:
-            periods = last_complete_months(client.server_time(), months)
-            first, last = periods[0][0], periods[-1][1]
-            accounts = client.accounts()
-            click.echo(
-                f"{len(accounts)} account(s): "
-                + ", ".join(f"{a.account_id} ({a.currency})" for a in accounts)
-            )
-            with click.progressbar(
-                length=planned_windows(first, last, len(accounts)),
-                label=f"syncing {first:%Y-%m} to {periods[-1][0]:%Y-%m}",
-                file=sys.stderr,
-                show_pos=True,
-            ) as bar:
-                report = sync_range(
-                    client,
-                    engine,
-                    first,
-                    last,
-                    kind="demo",
-                    on_window=lambda r: bar.update(0 if r.parent else 1),
-                )
-    except CapitalError as exc:
-        raise click.ClickException(str(exc)) from None
-    _print_sync(report)
-    _print_sample(engine, report)
-    if not report.ok:
+    from ledger_etl.defs.demo import run_demo
+
+    started = time.perf_counter()
+    rows = run_demo(months, say=lambda m: click.echo(m, err=True))
+    header = (
+        f"{'account':<18} {'month':<7} {'entries':>7} {'opening':>14} {'closing':>14} "
+        f"{'ccy':<4} {'status':<11} {'reconciliation':<14} folder"
+    )
+    click.echo(header)
+    click.echo("-" * len(header))
+    for row in rows:
+        click.echo(
+            f"{row.account_id:<18} {row.month:<7} {row.entries:>7} {row.opening:>14} "
+            f"{row.closing:>14} {row.currency:<4} {row.status:<11} "
+            f"{row.reconciliation:<14} {row.folder}"
+        )
+    click.echo(
+        f"{len(rows)} statement(s) in {time.perf_counter() - started:.0f}s; open the runs "
+        "with `make dev` (dagster dev)"
+    )
+    if not all(r.run_ok for r in rows):
         sys.exit(1)
 
 
-def _print_sample(engine: Engine, report: SyncReport) -> None:
-    from sqlalchemy import select
+# -- statements --------------------------------------------------------------------------------
+@main.command("statement")
+@click.option("--month", required=True, help="Calendar month, YYYY-MM (UTC).")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="Account id (repeatable; default: every account in the ledger).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Export directory (default: $LEDGER_EXPORT_DIR or var/exports).",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="csv,xlsx,json,parquet",
+    show_default=True,
+    help="Comma-separated formats; statement.json is always written (diffs are made from it).",
+)
+@click.option("--run-id", default=None, help="Run id recorded in the manifest.")
+@_DATABASE_OPTION
+def statement_command(
+    month: str,
+    accounts: tuple[str, ...],
+    out_dir: Path | None,
+    formats: str,
+    run_id: str | None,
+    database_url: str | None,
+) -> None:
+    """Publish the month's statement of each account; print each folder written or unchanged."""
+    from ledger_etl.ledger.db import upgrade
+    from ledger_etl.settings import export_dir
+    from ledger_etl.statements import (
+        StatementError,
+        list_accounts,
+        parse_month,
+        publish_statement,
+        validate_account_id,
+    )
+    from ledger_etl.statements.export import normalize_formats
 
-    from ledger_etl.ledger.schema import ledger_entries as e
+    try:
+        parse_month(month)
+        chosen_formats = normalize_formats(formats)
+        chosen = [validate_account_id(a) for a in accounts]
+    except StatementError as exc:
+        raise click.BadParameter(str(exc)) from None
+    engine = _engine(database_url)
+    upgrade(engine)
+    chosen = chosen or list_accounts(engine)
+    if not chosen:
+        raise click.ClickException("the ledger knows no accounts yet; run `ledger-etl sync`")
+    target = out_dir or export_dir()
+    for account in chosen:
+        try:
+            result = publish_statement(engine, account, month, target, run_id, chosen_formats)
+        except StatementError as exc:
+            raise click.ClickException(str(exc)) from None
+        statement = result.statement
+        note = f"{statement.status}, reconciliation {statement.reconciliation.status}"
+        if result.status == "unchanged":
+            click.echo(f"unchanged: {result.folder}")
+        else:
+            click.echo(f"{result.folder}")
+        click.echo(f"  {account} {month} v{result.version}: {note}", err=True)
 
-    with engine.connect() as conn:
-        for account in report.accounts:
-            rows = conn.execute(
-                select(e)
-                .where(
-                    e.c.account_id == account.account_id,
-                    e.c.posted_at >= report.start,
-                    e.c.posted_at < report.end,
-                )
-                .order_by(e.c.posted_at.desc())
-                .limit(5)
-            ).all()
-            click.echo(f"\nlatest entries of {account.account_id}:")
-            for row in rows:
-                click.echo(
-                    f"  {row.posted_at:%Y-%m-%d %H:%M:%S} {row.reference} "
-                    f"{row.transaction_type:<18} {row.amount:>12} {row.currency} "
-                    f"{row.ledger_account}"
-                )
+
+@main.command("verify")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def verify_command(path: Path) -> None:
+    """Check every hash and the totals of all formats in a version folder (or all under PATH)."""
+    from ledger_etl.statements import verify_tree
+
+    problems = verify_tree(path)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s); first: {problems[0]}")
+    click.echo(f"verified: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,363 @@
+"""Publish a monthly statement: `<out>/<account>/<YYYY-MM>/v<N>/` with the statement files,
+`manifest.json` (hashes, sizes, row counts, content hash, ledger state, code version, run id)
+and `audit.jsonl` (window fetches used, processing steps, assertions checked).
+
+A version folder is assembled under a hidden name and renamed into place once complete, so a
+reader never sees half a version; its files are then read-only. Publishing content that equals
+the current version writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from sqlalchemy import Engine
+
+from ledger_etl import __version__
+from ledger_etl.ledger.chart import ChartOfAccounts
+from ledger_etl.statements.build import build_statement
+from ledger_etl.statements.document import diff_doc, fetch_doc, gap_doc, iso, money
+from ledger_etl.statements.document import statement_content_hash as content_hash_of
+from ledger_etl.statements.model import Statement
+from ledger_etl.statements.paths import (
+    FILE_MODE,
+    READ_ONLY_MODE,
+    StatementError,
+    atomic_write,
+    ensure_dir,
+    fsync_dir,
+    parse_month,
+    validate_account_id,
+)
+from ledger_etl.statements.query import read_statement_inputs
+from ledger_etl.statements.versions import (
+    MANIFEST_FILE,
+    compute_diff,
+    next_version_number,
+    scan_versions,
+    write_versions_index,
+)
+from ledger_etl.statements.writers_csv import write_csv
+from ledger_etl.statements.writers_json import write_json
+from ledger_etl.statements.writers_parquet import write_parquet
+from ledger_etl.statements.writers_xlsx import write_xlsx
+
+ALL_FORMATS = ("csv", "xlsx", "json", "parquet")
+FILE_NAMES = {
+    "csv": "statement.csv",
+    "xlsx": "statement.xlsx",
+    "json": "statement.json",
+    "parquet": "statement.parquet",
+}
+WRITERS: dict[str, Callable[[Statement, BinaryIO], dict[str, object]]] = {
+    "csv": write_csv,
+    "xlsx": write_xlsx,
+    "json": write_json,
+    "parquet": write_parquet,
+}
+AUDIT_FILE = "audit.jsonl"
+CENT = Decimal("0.005")  # xlsx holds floats: it must agree to the cent
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    status: Literal["written", "unchanged"]
+    folder: Path
+    version: int
+    statement: Statement
+
+
+@dataclass
+class BuildLog:
+    """The processing log of one publish: one record per step, with UTC timestamps."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def step(self, name: str, **detail: Any) -> Iterator[dict[str, Any]]:
+        record: dict[str, Any] = {"kind": "step", "step": name, "started_at": _now(), **detail}
+        began = time.perf_counter()
+        try:
+            yield record
+        finally:
+            record["finished_at"] = _now()
+            record["seconds"] = round(time.perf_counter() - began, 6)
+            self.steps.append(record)
+
+
+def _now() -> str:
+    return iso(datetime.now(UTC)) or ""
+
+
+def normalize_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
+    """The formats to write, in a fixed order; JSON is always included (diffs are made from it)."""
+    wanted = {
+        f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats)
+    }
+    wanted.discard("")
+    unknown = sorted(wanted - set(ALL_FORMATS))
+    if unknown:
+        raise StatementError(f"unknown format(s) {', '.join(unknown)}; use {','.join(ALL_FORMATS)}")
+    wanted.add("json")
+    return tuple(f for f in ALL_FORMATS if f in wanted)
+
+
+def publish_statement(
+    engine: Engine,
+    account_id: str,
+    month: str,
+    out_dir: Path | str | None = None,
+    run_id: str | None = None,
+    formats: Iterable[str] | str = ALL_FORMATS,
+    *,
+    chart: ChartOfAccounts | None = None,
+) -> PublishResult:
+    """Build the account's statement for `month` (YYYY-MM) and publish it as a new version,
+    unless it equals the current one."""
+    account_id = validate_account_id(account_id)
+    period = parse_month(month)
+    chosen = normalize_formats(formats)
+    if out_dir is None:
+        from ledger_etl.settings import export_dir
+
+        out_dir = export_dir()
+    log = BuildLog()
+    with log.step("read_ledger", account_id=account_id, month=period.label) as record:
+        inputs = read_statement_inputs(engine, account_id, period, chart)
+        record["entries"] = len(inputs.entries)
+        record["activities"] = len(inputs.activities)
+        record["fetches"] = len(inputs.fetches)
+    with log.step("build_statement") as record:
+        statement = build_statement(inputs)
+        record["status"] = statement.status
+        record["reconciliation"] = statement.reconciliation.status
+    return publish_built(statement, Path(out_dir), run_id, chosen, log)
+
+
+def publish_built(
+    statement: Statement,
+    out_dir: Path,
+    run_id: str | None = None,
+    formats: Sequence[str] = ALL_FORMATS,
+    log: BuildLog | None = None,
+) -> PublishResult:
+    """Publish an already built statement (see `publish_statement`)."""
+    log = log or BuildLog()
+    formats = normalize_formats(formats)
+    account_id = validate_account_id(statement.account_id)
+    label = parse_month(statement.period.label).label
+    failed = [c for c in statement.checks if not c.ok]
+    if failed:
+        raise StatementError(
+            f"{account_id} {label}: statement check failed: {failed[0].name} ({failed[0].detail})"
+        )
+    with log.step("content_hash") as record:
+        content_hash = content_hash_of(statement)
+        record["content_hash"] = content_hash
+    month_dir = ensure_dir(out_dir / account_id / label)
+    with _month_lock(month_dir):
+        versions = scan_versions(month_dir)
+        current = versions[-1] if versions else None
+        if current is not None and current.content_hash == content_hash:
+            if not (month_dir / "versions.json").exists():
+                write_versions_index(month_dir, account_id, label)
+            return PublishResult("unchanged", current.folder, current.version, statement)
+        number = next_version_number(month_dir)
+        with log.step("diff", previous_version=current.version if current else None):
+            diff = compute_diff(current, statement) if current is not None else None
+        statement = replace(statement, version=number, diff=diff)
+        folder = month_dir / f"v{number}"
+        staging = month_dir / f".v{number}.{uuid.uuid4().hex[:12]}.partial"
+        ensure_dir(staging)
+        try:
+            _write_version(statement, staging, content_hash, run_id, formats, log)
+            os.rename(staging, folder)  # fails rather than replace an existing folder
+            fsync_dir(month_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        write_versions_index(month_dir, account_id, label)
+    return PublishResult("written", folder, number, statement)
+
+
+def _write_version(
+    statement: Statement,
+    staging: Path,
+    content_hash: str,
+    run_id: str | None,
+    formats: Sequence[str],
+    log: BuildLog,
+) -> None:
+    written: dict[str, dict[str, object]] = {}
+    for fmt in formats:
+        with log.step(f"write_{fmt}", file=FILE_NAMES[fmt]) as record:
+            writer = WRITERS[fmt]
+            result = atomic_write(staging / FILE_NAMES[fmt], lambda h, w=writer: w(statement, h))
+            written[fmt] = result or {}
+            record["rows"] = written[fmt].get("rows")
+    assertions = [
+        {"kind": "assertion", "name": c.name, "ok": c.ok, "detail": c.detail}
+        for c in statement.checks
+    ] + format_assertions(statement, written)
+    bad = [a for a in assertions if not a["ok"]]
+    if bad:
+        raise StatementError(f"format check failed: {bad[0]['name']} ({bad[0]['detail']})")
+    generated_at = _now()
+    audit_lines = _audit_lines(statement, run_id, generated_at, log, assertions)
+    atomic_write(staging / AUDIT_FILE, "".join(audit_lines).encode())
+    files = {}
+    for name in sorted(p.name for p in staging.iterdir() if not p.name.startswith(".")):
+        files[name] = {
+            "sha256": sha256_file(staging / name),
+            "bytes": (staging / name).stat().st_size,
+        }
+    manifest = _manifest(statement, content_hash, run_id, generated_at, files, written)
+    atomic_write(staging / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+    for path in staging.iterdir():
+        os.chmod(path, READ_ONLY_MODE)
+    fsync_dir(staging)
+
+
+def format_assertions(
+    statement: Statement, written: dict[str, dict[str, object]]
+) -> list[dict[str, Any]]:
+    """Each format's rows, amount sum and closing balance equal the model's (xlsx to the cent)."""
+    out = []
+    rows = len(statement.lines)
+    for fmt, totals in written.items():
+        exact = fmt != "xlsx"
+        for key, expected in (
+            ("amount_sum", statement.movement),
+            ("closing_balance", statement.closing_balance),
+        ):
+            got = Decimal(str(totals.get(key)))
+            ok = got == expected if exact else abs(got - expected) <= CENT
+            out.append(
+                {
+                    "kind": "assertion",
+                    "name": f"{fmt}_{key}_equals_model",
+                    "ok": ok,
+                    "detail": f"{fmt} {key} {got} {'==' if exact else '~='} {expected}",
+                }
+            )
+        out.append(
+            {
+                "kind": "assertion",
+                "name": f"{fmt}_rows_equal_model",
+                "ok": totals.get("rows") == rows,
+                "detail": f"{fmt} rows {totals.get('rows')} == {rows}",
+            }
+        )
+    return out
+
+
+def _audit_lines(
+    statement: Statement,
+    run_id: str | None,
+    generated_at: str,
+    log: BuildLog,
+    assertions: list[dict[str, Any]],
+) -> list[str]:
+    def line(record: dict[str, Any]) -> str:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+    out = [
+        line(
+            {
+                "kind": "statement",
+                "account_id": statement.account_id,
+                "month": statement.period.label,
+                "version": statement.version,
+                "status": statement.status,
+                "run_id": run_id,
+                "code_version": __version__,
+                "generated_at": generated_at,
+            }
+        )
+    ]
+    out += [
+        line({"kind": "fetch", **fetch_doc(f, with_ids=True)}) for f in statement.coverage.fetches
+    ]
+    out += [line({"kind": "gap", **gap_doc(g)}) for g in statement.coverage.gaps]
+    out += [line(step) for step in log.steps]
+    out += [line(a) for a in assertions]
+    return out
+
+
+def _manifest(
+    statement: Statement,
+    content_hash: str,
+    run_id: str | None,
+    generated_at: str,
+    files: dict[str, dict[str, Any]],
+    written: dict[str, dict[str, object]],
+) -> dict[str, Any]:
+    s = statement
+    return {
+        "manifest_version": 1,
+        "account_id": s.account_id,
+        "month": s.period.label,
+        "version": s.version,
+        "status": s.status,
+        "content_hash": content_hash,
+        "generated_at": generated_at,
+        "run_id": run_id,
+        "code_version": __version__,
+        "ledger_state": {
+            "entry_count": s.ledger_state.entry_count,
+            "rows_digest": s.ledger_state.rows_digest,
+            "max_last_run_id": s.ledger_state.max_last_run_id,
+        },
+        "files": files,
+        "row_counts": {
+            "entries": len(s.lines),
+            "activity": len(s.activity),
+            "fetches": len(s.coverage.fetches),
+            "gaps": len(s.coverage.gaps),
+            **{FILE_NAMES[fmt]: totals.get("rows") for fmt, totals in written.items()},
+        },
+        "totals": {
+            "opening_balance": money(s.opening_balance),
+            "closing_balance": money(s.closing_balance),
+            "movement": money(s.movement),
+        },
+        "format_totals": written,
+        "reconciliation": {
+            "status": s.reconciliation.status,
+            "difference": money(s.reconciliation.difference),
+        },
+        "diff": diff_doc(s.diff),
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _month_lock(month_dir: Path) -> Iterator[None]:
+    """One publisher per account-month at a time (across processes)."""
+    fd = os.open(month_dir / ".publish.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

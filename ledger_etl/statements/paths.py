@@ -1,0 +1,124 @@
+"""Safe names and durable files for published statements.
+
+Folder and file names are built only from validated account ids and months. Files are written
+atomically (temporary file in the same directory, fsync, `os.replace`, fsync of the directory)
+with explicit permissions that do not depend on the process umask.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from ledger_etl.statements.model import Period
+
+T = TypeVar("T")
+
+FILE_MODE = 0o640
+READ_ONLY_MODE = 0o440
+DIR_MODE = 0o750
+
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_VERSION_DIR = re.compile(r"^v([1-9][0-9]{0,8})$")
+
+
+class StatementError(ValueError):
+    """A statement that cannot be built or published; the message says why."""
+
+
+class UnsafeNameError(StatementError):
+    """An account id or month that cannot safely become part of a path."""
+
+
+def validate_account_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise UnsafeNameError(f"account id must be a string, got {type(value).__name__}")
+    shown = repr(value[:80])
+    if "\x00" in value:
+        raise UnsafeNameError(f"account id {shown} contains a NUL byte")
+    if value.startswith(("/", "\\")) or os.path.isabs(value):
+        raise UnsafeNameError(f"account id {shown} is an absolute path")
+    if ".." in value or "/" in value or "\\" in value:
+        raise UnsafeNameError(f"account id {shown} contains a path separator or '..'")
+    if not _ACCOUNT_ID.match(value):
+        raise UnsafeNameError(f"account id {shown} must match ^[A-Za-z0-9_-]{{1,64}}$")
+    return value
+
+
+def parse_month(value: object) -> Period:
+    """`YYYY-MM` -> the UTC month `[first day, first day of next)`."""
+    if not isinstance(value, str) or "\x00" in value:
+        raise UnsafeNameError(f"month must be a YYYY-MM string, got {value!r:.80}")
+    match = _MONTH.match(value)
+    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1900:
+        raise UnsafeNameError(f"month {value[:80]!r} must be YYYY-MM (e.g. 2025-06)")
+    year, month = int(match.group(1)), int(match.group(2))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    previous = datetime(year - (month == 1), 12 if month == 1 else month - 1, 1, tzinfo=UTC)
+    return Period(f"{year:04d}-{month:02d}", start, end, previous)
+
+
+def version_number(name: str) -> int | None:
+    match = _VERSION_DIR.match(name)
+    return int(match.group(1)) if match else None
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) with mode 0o750; an existing one is left as it is."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(directory, DIR_MODE)
+    if not path.is_dir():
+        raise StatementError(f"{path} exists and is not a directory")
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: Path, content: bytes | Callable[[BinaryIO], T], mode: int = FILE_MODE
+) -> T | None:
+    """Write `path` all or nothing: a crash leaves the old file or the new one, never a mix.
+
+    `content` is the bytes, or a function writing to the open binary file (its result is
+    returned).
+    """
+    result = None
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have narrowed or widened the mode
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(content, bytes):
+                handle.write(content)
+            else:
+                result = content(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return result
