@@ -103,9 +103,15 @@ def sync_range(
     split_threshold: int = 1000,
     kind: str = "sync",
     run_params: dict[str, Any] | None = None,
+    endpoints: Sequence[str] | None = None,
+    ranges: Callable[[str, str, datetime], list[Window]] | None = None,
 ) -> SyncReport:
     """Fetch `[start, end)` of both endpoints for the accounts and upsert; never raises for a
-    failed window (it is recorded, shows as a gap, and makes `report.ok` false)."""
+    failed window (it is recorded, shows as a gap, and makes `report.ok` false).
+
+    `endpoints` limits the sync to some endpoints; `ranges(account, endpoint, server_now)`
+    narrows what is fetched inside `[start, end)` (e.g. only gaps and the last days).
+    """
     if not start < end:
         raise SyncError(
             f"the range is empty: from {start:%Y-%m-%d} must be before to {end:%Y-%m-%d}"
@@ -129,18 +135,28 @@ def sync_range(
             entry = AccountSync(account.account_id, account.currency)
             report.accounts.append(entry)
             for spec in ENDPOINTS:
-                result = fetch_history(
-                    client,
-                    account.account_id,
-                    spec,
-                    start,
-                    end,
-                    split_threshold=split_threshold,
-                    on_window=on_window,
+                if endpoints is not None and spec.name not in endpoints:
+                    continue
+                pieces = (
+                    ranges(account.account_id, spec.name, server_now)
+                    if ranges
+                    else [Window(start, end)]
                 )
-                entry.endpoints[spec.name] = ingest_history(
-                    engine, run_id, result, chart, fetched_at=server_now
-                )
+                merged = IngestSummary(account.account_id, spec.name)
+                for piece in pieces:
+                    result = fetch_history(
+                        client,
+                        account.account_id,
+                        spec,
+                        piece.start,
+                        piece.end,
+                        split_threshold=split_threshold,
+                        on_window=on_window,
+                    )
+                    merged.merge(
+                        ingest_history(engine, run_id, result, chart, fetched_at=server_now)
+                    )
+                entry.endpoints[spec.name] = merged
     except BaseException as exc:
         finish_run(engine, run_id, "failed", {**report.as_dict(), "error": type(exc).__name__})
         raise

@@ -57,6 +57,24 @@ class IngestSummary:
         data["gaps"] = [[g.start.isoformat(), g.end.isoformat()] for g in self.gaps]
         return data
 
+    def merge(self, other: IngestSummary) -> IngestSummary:
+        """Add another range's summary of the same account and endpoint into this one."""
+        for name in (
+            "rows",
+            "inserted",
+            "changed",
+            "unchanged",
+            "quarantined",
+            "windows",
+            "failed_windows",
+            "split_windows",
+            "retries",
+            "relogins",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.gaps = [*self.gaps, *other.gaps]
+        return self
+
 
 def start_run(engine: Engine, kind: str, params: dict[str, Any]) -> str:
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,2 @@
+"""Dagster wiring: resources, partitions, assets, checks, schedules and sensors. Thin by design:
+the work happens in `capital`, `ledger`, `statements`, `sync` and `monthly`."""

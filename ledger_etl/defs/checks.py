@@ -1,0 +1,185 @@
+"""Invariants as asset checks, evaluated per (month, account) partition."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+
+from ledger_etl.defs.assets import ledger_entries, monthly_statement
+from ledger_etl.defs.partitions import run_partitions
+from ledger_etl.defs.resources import LedgerResource
+from ledger_etl.ledger.ingest import stored_gaps
+from ledger_etl.ledger.rebuild import duplicate_keys, raw_without_entry
+from ledger_etl.monthly import month_bounds
+from ledger_etl.statements.build import build_statement
+from ledger_etl.statements.document import statement_content_hash
+from ledger_etl.statements.paths import parse_month
+from ledger_etl.statements.query import read_statement_inputs
+from ledger_etl.statements.versions import scan_versions
+
+
+def _partitions(context: dg.AssetCheckExecutionContext) -> list[tuple[str, str]]:
+    found = run_partitions(context)
+    if not found:
+        context.log.info("this run names no (month, account) partition: nothing to check")
+    return found
+
+
+def _result(
+    failures: dict[str, Any],
+    detail: dict[str, Any],
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not failures,
+        severity=severity,
+        metadata={
+            "failures": dg.MetadataValue.json(failures),
+            "checked": dg.MetadataValue.json(detail),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=ledger_entries,
+    blocking=False,
+    description="Every window of the month was fetched completely (no gaps).",
+)
+def coverage_complete(
+    context: dg.AssetCheckExecutionContext, ledger: LedgerResource
+) -> dg.AssetCheckResult:
+    failures: dict[str, Any] = {}
+    detail = {}
+    for month, account in _partitions(context):
+        start, end = month_bounds(month)
+        gaps = {
+            endpoint: [
+                f"[{g.start.isoformat()}, {g.end.isoformat()})"
+                for g in stored_gaps(ledger.engine(), account, endpoint, start, end)
+            ]
+            for endpoint in ("transactions", "activity")
+        }
+        detail[f"{account}|{month}"] = "complete"
+        if any(gaps.values()):
+            failures[f"{account}|{month}"] = gaps
+    return _result(failures, detail)
+
+
+@dg.asset_check(
+    asset=ledger_entries,
+    description="No reference twice; every stored raw row has its ledger entry.",
+)
+def keys_unique(
+    context: dg.AssetCheckExecutionContext, ledger: LedgerResource
+) -> dg.AssetCheckResult:
+    failures, detail = {}, {}
+    for month, account in _partitions(context):
+        start, end = month_bounds(month)
+        dupes = duplicate_keys(ledger.engine(), account, start, end)
+        orphans = raw_without_entry(ledger.engine(), account, start, end)
+        detail[f"{account}|{month}"] = {"duplicate_references": dupes, "raw_without_entry": orphans}
+        if dupes or orphans:
+            failures[f"{account}|{month}"] = detail[f"{account}|{month}"]
+    return _result(failures, detail)
+
+
+def _build(ledger: LedgerResource, account: str, month: str):
+    return build_statement(read_statement_inputs(ledger.engine(), account, parse_month(month)))
+
+
+def _latest_published(ledger: LedgerResource, account: str, month: str):
+    versions = scan_versions(ledger.exports() / account / month)
+    return versions[-1] if versions else None
+
+
+@dg.asset_check(
+    asset=monthly_statement,
+    description="Opening balance equals the previous month's published closing.",
+)
+def balance_rolls_forward(
+    context: dg.AssetCheckExecutionContext, ledger: LedgerResource
+) -> dg.AssetCheckResult:
+    failures, detail = {}, {}
+    for month, account in _partitions(context):
+        start, _ = month_bounds(month)
+        previous_month = f"{start - timedelta(days=1):%Y-%m}"
+        previous = _latest_published(ledger, account, previous_month)
+        opening = _build(ledger, account, month).opening_balance
+        key = f"{account}|{month}"
+        if previous is None:
+            detail[key] = f"no published statement for {previous_month}; nothing to compare"
+            continue
+        document = json.loads((previous.folder / "statement.json").read_text(encoding="utf-8"))
+        closing = Decimal(document["closing_balance"])
+        detail[key] = {"opening": str(opening), "previous_closing": str(closing)}
+        if opening != closing:
+            failures[key] = detail[key]
+    return _result(failures, detail)
+
+
+@dg.asset_check(
+    asset=monthly_statement,
+    description="The closing balance reconciles with the broker's balance.",
+)
+def statement_reconciles(
+    context: dg.AssetCheckExecutionContext, ledger: LedgerResource
+) -> dg.AssetCheckResult:
+    failures, detail = {}, {}
+    for month, account in _partitions(context):
+        statement = _build(ledger, account, month)
+        rec = statement.reconciliation
+        key = f"{account}|{month}"
+        detail[key] = {
+            "status": rec.status,
+            "statement": statement.status,
+            "difference": None if rec.difference is None else str(rec.difference),
+            "reason": rec.reason,
+        }
+        if rec.status != "RECONCILED" or statement.status != "FINAL":
+            failures[key] = detail[key]
+    return _result(failures, detail)
+
+
+@dg.asset_check(
+    asset=ledger_entries,
+    additional_deps=[monthly_statement],
+    description="A closed month's published statement still matches the ledger; fails when the "
+    "ledger changed (late rows, corrections) and a new statement version is due.",
+)
+def published_statement_unchanged(
+    context: dg.AssetCheckExecutionContext, ledger: LedgerResource
+) -> dg.AssetCheckResult:
+    failures, detail = {}, {}
+    for month, account in _partitions(context):
+        key = f"{account}|{month}"
+        if month_bounds(month)[1] > datetime.now(UTC):
+            detail[key] = "month not closed yet: no statement expected"
+            continue
+        published = _latest_published(ledger, account, month)
+        current = statement_content_hash(_build(ledger, account, month))
+        if published is None:
+            detail[key] = "not published yet"
+            failures[key] = "no published statement"
+            continue
+        detail[key] = {
+            "published_version": published.version,
+            "published_hash": published.content_hash,
+            "current_hash": current,
+        }
+        if published.content_hash != current:
+            failures[key] = {
+                **detail[key],
+                "action": "materialize monthly_statement to publish a new version",
+            }
+    return _result(failures, detail)
+
+
+CHECKS = [
+    coverage_complete,
+    keys_unique,
+    balance_rolls_forward,
+    statement_reconciles,
+    published_statement_unchanged,
+]

@@ -1,0 +1,53 @@
+"""Partitions: calendar month (UTC) x financial account.
+
+Accounts are dynamic partitions, registered from the API by the discovery sensor (or the
+`discover_accounts` job, or `ledger-etl demo`), so a new account needs no code change.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ledger_etl.monthly import month_bounds
+
+HISTORY_START = "2025-01"  # the first month offered for backfills
+ACCOUNTS = dg.DynamicPartitionsDefinition(name="capital_accounts")
+MONTHS = dg.MonthlyPartitionsDefinition(start_date=HISTORY_START, fmt="%Y-%m")
+MONTH_ACCOUNT = dg.MultiPartitionsDefinition({"month": MONTHS, "account": ACCOUNTS})
+# Batches of months per run: a backfill of a year is a handful of runs, not one per partition.
+BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=12)
+
+
+def partition_key(month: str, account_id: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"month": month, "account": account_id})
+
+
+def month_accounts(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> list[tuple[str, str]]:
+    """(month, account) for every partition of this run, by account then month."""
+    keys = context.partition_keys if context.has_partition_key_range else [context.partition_key]
+    pairs = []
+    for key in keys:
+        dims = MONTH_ACCOUNT.get_partition_key_from_str(str(key)).keys_by_dimension
+        month_bounds(dims["month"])  # validates the key
+        pairs.append((dims["month"], dims["account"]))
+    return sorted(pairs, key=lambda p: (p[1], p[0]))
+
+
+def run_partitions(context: dg.AssetCheckExecutionContext) -> list[tuple[str, str]]:
+    """(month, account) for the partitions of the run a check executes in, from its tags."""
+    tags = context.run.tags
+    single = tags.get("dagster/partition")
+    if single:
+        dims = MONTH_ACCOUNT.get_partition_key_from_str(single).keys_by_dimension
+        return [(dims["month"], dims["account"])]
+    first = tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/asset_partition_range_end")
+    if not (first and last):
+        return []
+    low = MONTH_ACCOUNT.get_partition_key_from_str(first).keys_by_dimension
+    high = MONTH_ACCOUNT.get_partition_key_from_str(last).keys_by_dimension
+    months = MONTHS.get_partition_keys_in_range(dg.PartitionKeyRange(low["month"], high["month"]))
+    accounts = sorted({low["account"], high["account"]})
+    return [(month, account) for account in accounts for month in months]
