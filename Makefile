@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format bench simulator clean
+.PHONY: install demo dev test test-all lint format bench simulator clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -18,13 +18,16 @@ install: $(STAMP)
 demo: install  ## install, then run the main job against the bundled simulator
 	$(BIN)/ledger-etl demo
 
-test: install  ## install, lint, then run the whole test suite (what CI runs)
+test: install  ## install, lint, then run the tests (CI=true or RUN_SLOW=1 adds the slow cases)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	bash scripts/run-tests.sh
 
-test-fast: install  ## the suite without the slow cases
-	bash scripts/run-tests.sh -m "not slow"
+test-all: install  ## everything, the slow cases included (as CI runs it)
+	RUN_SLOW=1 bash scripts/run-tests.sh
+
+dev: install  ## the Dagster UI and daemon on http://127.0.0.1:3000, instance in dagster_home/
+	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: install
 	$(BIN)/ruff check .
@@ -34,7 +37,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+bench: install  ## every benchmark; they print their figures
 	$(BIN)/python -m benchmarks
 
 simulator: install  ## serve the simulator on 127.0.0.1:8765

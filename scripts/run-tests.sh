@@ -48,7 +48,15 @@ if [ -z "${LEDGER_TEST_POSTGRES_URL:-}" ]; then
     fi
 fi
 
-"$BIN/python" -m pytest "$@"
+# Slow cases (marked `slow`) run in CI and with RUN_SLOW=1; locally they are skipped by default
+# so the suite stays within about ten minutes.
+args=("$@")
+if [ "${CI:-}" != "true" ] && [ "${RUN_SLOW:-0}" != "1" ]; then
+    args=(-m "not slow" "${args[@]}")
+    echo "run-tests: skipping tests marked slow (they run in CI; RUN_SLOW=1 runs them here)" >&2
+fi
+
+"$BIN/python" -m pytest "${args[@]}"
 status=$?
 if [ "$status" -eq 5 ]; then
     echo "run-tests: pytest collected no tests; treating that as a failure" >&2
