@@ -76,6 +76,7 @@ class SessionState:
         self._cst: str | None = None
         self._security_token: str | None = None
         self._generation = 0
+        self._accepted = 0  # the newest generation the API has accepted a request with
         self.active_account_id: str | None = None
         # The account history calls should act on; re-established after every re-login,
         # because a login activates the account the platform marks as preferred.
@@ -90,6 +91,16 @@ class SessionState:
     def has_tokens(self) -> bool:
         with self._lock:
             return self._cst is not None and self._security_token is not None
+
+    def accepted(self, generation: int) -> None:
+        """A request sent with `generation`'s tokens was answered: that session did work."""
+        with self._lock:
+            self._accepted = max(self._accepted, generation)
+
+    def was_accepted(self, generation: int) -> bool:
+        """Whether a session of `generation` or newer has been accepted by the API."""
+        with self._lock:
+            return self._accepted >= generation
 
     def snapshot(self) -> TokenSnapshot:
         with self._lock:

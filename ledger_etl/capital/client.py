@@ -4,7 +4,10 @@ Retry policy (the only one in the package):
 - 429 always backs off (exponential, full jitter) and pauses every thread sharing the API key;
 - 5xx, connection failures, timeouts and malformed 200s are retried for reads only;
 - other 4xx raise `ApiError` at once, carrying the API's `errorCode`;
-- 401 `error.invalid.session.token` triggers one single-flight re-login and one replay;
+- 401 `error.invalid.session.token` triggers one single-flight re-login and one replay; another
+  one only if the session the replay was refused with had been accepted before (it expired
+  again, e.g. while concurrent replays queued behind the rate limit), never for a session that
+  was refused from the start, and never more than `max_attempts` times;
 - all retries are bounded by `max_attempts` and by `max_retry_seconds` in total.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +48,38 @@ LOGGER_NAME = "ledger_etl.capital"
 API_PREFIX = "/api/v1"
 # The server counts requests per second; one quiet second after a 429 empties its window.
 RATE_LIMIT_PAUSE_S = 1.0
+
+# httpcore's DEBUG trace prints every response header, session tokens included, as soon as
+# anybody turns DEBUG on (a root logger at DEBUG is enough). The values are masked on its loggers
+# before any handler sees them.
+_TRANSPORT_LOGGERS = ("httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.connection")
+_SECRET_HEADER_VALUE = re.compile(
+    r"""(\(b(['"])(?:cst|x-security-token|x-cap-api-key)\2,\s*b)(['"])(?:\\.|(?!\3).)*\3""",
+    re.IGNORECASE,
+)
+
+
+class _MaskSecretHeaders(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging system's business, not ours
+            return True
+        masked = _SECRET_HEADER_VALUE.sub(r"\1'***'", message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+_MASK_SECRET_HEADERS = _MaskSecretHeaders()
+
+
+def mask_transport_logs() -> None:
+    """Install the header mask on the transport's loggers (idempotent)."""
+    for name in _TRANSPORT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _MASK_SECRET_HEADERS not in logger.filters:
+            logger.addFilter(_MASK_SECRET_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -116,6 +152,7 @@ class CapitalClient:
         self._monotonic = monotonic
         self._random = rng or random.Random()
         self.logger = logger or logging.getLogger(LOGGER_NAME)
+        mask_transport_logs()
         if rate_limiter is None or login_limiter is None:
             shared = limiters_for_key(api_key, rate_limit)
             rate_limiter = rate_limiter or shared.requests
@@ -287,7 +324,7 @@ class CapitalClient:
             else:
                 status, code = outcome
                 expired = status == 401 and code == SESSION_EXPIRED and generation is not None
-                if expired and allow_relogin and not relogins:
+                if expired and allow_relogin and self._may_relogin(relogins, generation):
                     relogins += 1
                     self._session.refresh(generation or 0)
                     continue
@@ -315,6 +352,13 @@ class CapitalClient:
             self.stats.add("retries")
             self.logger.info("retrying in %.0f ms: %s", delay * 1000, error)
             self._sleep(delay)
+
+    def _may_relogin(self, relogins: int, generation: int | None) -> bool:
+        if not relogins:
+            return True
+        if relogins >= self.backoff.max_attempts or generation is None:
+            return False
+        return self._state.was_accepted(generation)
 
     def _draw(self, ceiling: float) -> float:
         return self._random.uniform(0.0, ceiling)
@@ -346,6 +390,8 @@ class CapitalClient:
             return 0, type(error).__name__
         self._log_attempt(method, path, params, response.status_code, attempt, sent_at)
         if generation is not None:
+            if response.status_code < 400:
+                self._state.accepted(generation)
             self._state.adopt(
                 response.headers.get(CST_HEADER),
                 response.headers.get(SECURITY_TOKEN_HEADER),

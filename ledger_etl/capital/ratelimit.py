@@ -19,6 +19,11 @@ from dataclasses import dataclass
 # hair early with floating-point clocks, and waiting a microsecond more changes nothing.
 _EPSILON = 1e-6
 WINDOW_SECONDS = 1.0
+# The server counts arrivals, not our starts: two requests started exactly one second apart can
+# arrive less than a second apart (thread wake-up, connection pool, network). Counting starts
+# over a slightly longer window keeps a full-speed client out of the server's 429s for ~5% of
+# throughput; one 429 costs a whole second of everybody's pause.
+SERVER_WINDOW_GUARD = 0.05
 
 
 class RateLimiter:
@@ -27,8 +32,9 @@ class RateLimiter:
     Two rules are combined:
     - spacing: a start is no earlier than the previous start + 1/rate, which spreads requests
       evenly instead of bursting;
-    - a sliding window: at most `floor(rate)` starts in any 1-second interval. Spacing alone
-      would allow three starts within a second at rate 2.5; the window makes the bound exact.
+    - a sliding window: at most `floor(rate)` starts in any interval of 1 second plus `guard`.
+      Spacing alone would allow three starts within a second at rate 2.5; the window makes the
+      bound exact, and `guard` keeps it so after arrival jitter (see SERVER_WINDOW_GUARD).
 
     Waiting threads queue on one lock, so starts happen in the order slots were claimed.
     """
@@ -37,9 +43,14 @@ class RateLimiter:
         self,
         rate: float,
         *,
+        guard: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if not (guard >= 0 and math.isfinite(guard)):
+            raise ValueError(f"guard must be a non-negative number of seconds, got {guard}")
+        self._guard = float(guard)
+        self._window = WINDOW_SECONDS + self._guard
         self._monotonic = monotonic
         self._sleep = sleep
         self._state = threading.Lock()  # guards the fields below; never held while sleeping
@@ -55,6 +66,10 @@ class RateLimiter:
     def rate(self) -> float:
         return self._rate
 
+    @property
+    def guard(self) -> float:
+        return self._guard
+
     def set_rate(self, rate: float) -> None:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive number of requests per second, got {rate}")
@@ -67,7 +82,7 @@ class RateLimiter:
         while len(self._starts) > self._slots:
             self._starts.popleft()
         if len(self._starts) == self._slots:
-            earliest = max(earliest, self._starts[0] + WINDOW_SECONDS)
+            earliest = max(earliest, self._starts[0] + self._window)
         return earliest
 
     def acquire(self) -> float:
@@ -124,7 +139,10 @@ def limiters_for_key(api_key: str, rate: float) -> KeyLimiters:
     with _registry_lock:
         limiters = _registry.get(fingerprint)
         if limiters is None:
-            limiters = KeyLimiters(requests=RateLimiter(rate), logins=RateLimiter(LOGIN_RATE))
+            limiters = KeyLimiters(
+                requests=RateLimiter(rate, guard=SERVER_WINDOW_GUARD),
+                logins=RateLimiter(LOGIN_RATE, guard=SERVER_WINDOW_GUARD),
+            )
             _registry[fingerprint] = limiters
         elif rate < limiters.requests.rate:
             limiters.requests.set_rate(rate)

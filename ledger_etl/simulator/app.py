@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from ledger_etl.simulator.catalog import MarketData
 from ledger_etl.simulator.clock import Clock
@@ -50,6 +50,7 @@ class Request:
     body: bytes
     client: str
     session: Session | None = None
+    query: str = ""  # the query string, percent-decoded (what fault rules' `query` searches)
 
     def json(self) -> dict[str, Any]:
         if not self.body.strip():
@@ -169,12 +170,13 @@ class Simulator:
         }
         client = scope.get("client") or ("unknown", 0)
         return Request(
-            scope["method"].upper(), scope["path"], params, headers, body, f"{client[0]}"
-        )
+            scope["method"].upper(), scope["path"], params, headers, body, f"{client[0]}",
+            query=unquote(query),
+        )  # fmt: skip
 
     async def _api(self, request: Request, send: Callable[[dict], Awaitable[None]]) -> None:
         started = time.perf_counter()
-        decision = self.faults.decide(request.method, request.path)
+        decision = self.faults.decide(request.method, request.path, request.query)
         if decision.latency:
             await asyncio.sleep(decision.latency)
         if decision.expire_session and request.headers.get("cst"):

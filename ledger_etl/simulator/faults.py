@@ -21,8 +21,11 @@ Rule kinds: `status` (answer `status` with `error_code` or a generic 5xx body), 
 answer by `seconds`), `html` / `truncated_json` (a 200 whose body is an HTML page or JSON cut in
 half), `expire_session` (the caller's session dies just before the request is authenticated).
 A rule applies to requests whose method and path match (`path` is a regular expression searched in
-the path under `/api/v1`; empty matches all) and fires on the `nth` matching requests (1-based),
-on `every` k-th one, or with `probability`, after skipping the first `after`, at most `times` times.
+the path under `/api/v1`; empty matches all) and, if `query` is given, whose percent-decoded query
+string contains a match of that regular expression (`{"path": "^/history/", "query":
+"from=2025-03-10T"}` singles out one history window, whatever order concurrent requests arrive in).
+It fires on the `nth` matching requests (1-based), on `every` k-th one, or with `probability`,
+after skipping the first `after`, at most `times` times.
 `truncate_above: N` silently keeps only the newest N rows of a history answer. `late_arrival` makes
 a `fraction` of an endpoint's rows visible only `seconds` after their timestamp.
 
@@ -67,6 +70,7 @@ class FaultConfigError(ValueError):
 class FaultRule:
     kind: str
     path: str = ""
+    query: str = ""  # regular expression searched in the percent-decoded query string
     method: str | None = None
     nth: list[int] | None = None
     every: int | None = None
@@ -86,6 +90,10 @@ class FaultRule:
             self._pattern = re.compile(self.path)
         except re.error as exc:
             raise FaultConfigError(f"bad path pattern {self.path!r}: {exc}") from None
+        try:
+            self._query_pattern = re.compile(self.query)
+        except re.error as exc:
+            raise FaultConfigError(f"bad query pattern {self.query!r}: {exc}") from None
         if self.every is not None and self.every < 1:
             raise FaultConfigError("every must be at least 1")
         if self.probability is not None and not 0 <= self.probability <= 1:
@@ -95,8 +103,10 @@ class FaultRule:
         if self.seconds < 0:
             raise FaultConfigError("seconds must not be negative")
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: str = "") -> bool:
         if self.method and self.method.upper() != method:
+            return False
+        if self.query and not self._query_pattern.search(query):
             return False
         return bool(self._pattern.search(path))
 
@@ -245,11 +255,11 @@ class FaultPlan:
                 "corrupt_rows": [asdict(x) for x in self.corrupt_rows],
             }
 
-    def decide(self, method: str, path: str) -> FaultDecision:
+    def decide(self, method: str, path: str, query: str = "") -> FaultDecision:
         decision = FaultDecision()
         with self._lock:
             for index, rule in enumerate(self.rules):
-                if not rule.matches(method, path):
+                if not rule.matches(method, path, query):
                     continue
                 rule.matched += 1
                 if not self._fires(rule):

@@ -1,3 +1,4 @@
+import itertools
 import json
 import threading
 import time
@@ -328,22 +329,57 @@ def test_authentication_failure_aborts_the_fetch():
         fetch_history(client, "A1", TRANSACTIONS, T0, T0 + timedelta(days=3))
 
 
-@pytest.mark.slow
-def test_concurrent_fetch_reaches_the_rate_limit():
-    """150 ms per response at 20 req/s: concurrency must keep the limiter saturated."""
+def test_concurrent_fetch_overlaps_requests_and_never_exceeds_the_rate():
+    """The behaviour behind throughput (measured in benchmarks/fetch.py, not here): windows are
+    requested concurrently, and the shared limiter never lets more than `rate` start per second."""
+    rate, days, overlap = 20.0, 40, 4
+    clock_lock = threading.Lock()
+    clock = {"now": 100.0}
+
+    def monotonic() -> float:
+        with clock_lock:
+            return clock["now"]
+
+    def sleep(seconds: float) -> None:
+        with clock_lock:
+            clock["now"] += max(0.0, seconds)
+
+    starts: list[float] = []
+
+    class RecordingLimiter(RateLimiter):
+        def acquire(self) -> float:
+            start = super().acquire()
+            with clock_lock:
+                starts.append(start)
+            return start
+
     api = HistoryApi({"A1": {"transactions": []}})
-    api.latency = 0.15
-    rate = 20.0
-    client = make_client(api, rate=rate)
-    client.login()
-    client.switch_account("A1")
-    start = T0
-    days = 40
-    began = time.monotonic()
-    result = fetch_history(client, "A1", TRANSACTIONS, start, start + timedelta(days=days))
-    elapsed = time.monotonic() - began
-    assert len(result.records) == days
-    times = sorted(api.request_times[-days:])
-    achieved = (days - 1) / (times[-1] - times[0])
-    assert achieved >= 0.9 * rate, achieved
-    assert elapsed < days / rate + 1.0
+    state = {"in_flight": 0, "peak": 0, "gave_up": False}
+    changed = threading.Condition()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not request.url.path.startswith("/api/v1/history/"):
+            return api(request)
+        with changed:
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+            changed.notify_all()
+            # Hold the first answers until `overlap` requests are in flight at once; a client
+            # that waited for each answer before sending the next would never get there.
+            if not state["gave_up"]:
+                state["gave_up"] = not changed.wait_for(lambda: state["peak"] >= overlap, 10)
+        try:
+            return api(request)
+        finally:
+            with changed:
+                state["in_flight"] -= 1
+
+    limiter = RecordingLimiter(rate, monotonic=monotonic, sleep=sleep)
+    client = make_client(handler, rate=rate, rate_limiter=limiter)  # type: ignore[arg-type]
+    result = fetch_history(client, "A1", TRANSACTIONS, T0, T0 + timedelta(days=days))
+    assert len(result.records) == days and result.gaps() == []
+    assert state["peak"] >= overlap
+    starts.sort()
+    assert len(starts) >= days
+    assert all(b - a >= 1 / rate - 1e-9 for a, b in itertools.pairwise(starts))
+    assert max(sum(1 for s in starts if t <= s < t + 1.0) for t in starts) <= rate
