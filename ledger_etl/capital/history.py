@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .client import CapitalClient
 
 COMPLETE, SPLIT, FAILED = "complete", "split", "failed"
+PROBE = timedelta(seconds=1)
 Row = Transaction | Activity
 
 
@@ -253,6 +254,7 @@ def fetch_history(
     max_workers: int | None = None,
     on_window: Callable[[FetchRecord], None] | None = None,
     min_split_span: timedelta = timedelta(seconds=2),
+    edge_probe: bool = True,
 ) -> HistoryResult:
     """Fetch `[start, end)` of one account in windows, concurrently; failures become records.
 
@@ -271,9 +273,14 @@ def fetch_history(
                 split_threshold=split_threshold, min_split_span=min_split_span,
             )  # fmt: skip
 
-        pending = {
-            submit(w, None) for w in plan_windows(requested.start, requested.end, spec.max_span)
-        }
+        planned = plan_windows(requested.start, requested.end, spec.max_span)
+        # Should the API treat `from` as exclusive, the range's first window would miss a row
+        # exactly at its start (a monthly rebate at 00:00:00.000, say); a two-second probe
+        # straddling the start catches it, whatever the inclusivity. Inside the range, adjacent
+        # windows already cover each other's edges (see the module docstring).
+        if edge_probe:
+            planned.append(Window(requested.start - PROBE, requested.start + PROBE))
+        pending = {submit(w, None) for w in planned}
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -88,7 +88,7 @@ def test_month_materializes_to_ground_truth_and_checks_pass(
     raw = next(
         m for m in result.get_asset_materialization_events() if m.asset_key == raw_transactions.key
     ).materialization.metadata
-    assert raw["windows"].value == 30 and raw["failed_windows"].value == 0
+    assert raw["windows"].value == 31 and raw["failed_windows"].value == 0  # 30 days + edge probe
     # Again: nothing new, no new statement version.
     again = _materialize(instance, resources, "2025-11", account)
     meta = next(
@@ -214,7 +214,7 @@ def test_incremental_sync_fetches_only_gaps_and_recent_days(
     windows = next(
         m for m in first.get_asset_materialization_events() if m.asset_key == raw_transactions.key
     ).materialization.metadata["windows"]
-    assert windows.value == 15  # Jan 1 .. the simulator's now (Jan 15, 12:00)
+    assert windows.value == 16  # Jan 1 .. the simulator now (Jan 15, 12:00), and the edge probe
     second = _materialize(
         instance,
         resources,
@@ -226,7 +226,7 @@ def test_incremental_sync_fetches_only_gaps_and_recent_days(
     again = next(
         m for m in second.get_asset_materialization_events() if m.asset_key == raw_transactions.key
     ).materialization.metadata["windows"]
-    assert again.value <= 3  # only the last two days (and today) are read again
+    assert again.value <= 5  # the last two days and today (plus edge probes) are read again
 
 
 def test_account_discovery_sensor_registers_new_accounts(recent_sim: SimulatorServer) -> None:

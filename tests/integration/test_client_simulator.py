@@ -45,7 +45,7 @@ from ledger_etl.capital import (
     Window,
     fetch_history,
 )
-from ledger_etl.capital.history import COMPLETE, FAILED, SPLIT
+from ledger_etl.capital.history import COMPLETE, FAILED, PROBE, SPLIT
 from ledger_etl.capital.ratelimit import SERVER_WINDOW_GUARD
 from ledger_etl.simulator import SimulatorServer
 from tests.conftest import make_server
@@ -184,7 +184,9 @@ def check(server: SimulatorServer, result: HistoryResult, *, complete: bool = Tr
     but is a gap). With `complete`, no window failed and the result is the whole range.
     """
     requested = result.requested
-    truth = Truth(server, result.account_id, _spec(result.endpoint), requested.start, requested.end)
+    # The fetch also probes one second either side of the range's start (see capital.history).
+    first = requested.start - PROBE
+    truth = Truth(server, result.account_id, _spec(result.endpoint), first, requested.end)
     union: set[int] = set()
     for record in result.records:
         assert record.account_id == result.account_id
@@ -200,7 +202,7 @@ def check(server: SimulatorServer, result: HistoryResult, *, complete: bool = Tr
     if complete:
         assert [(r.window, r.error) for r in result.failed] == []
         assert result.gaps() == []
-        assert got_keys(result) == truth.keys(truth.indices(requested.start, requested.end))
+        assert got_keys(result) == truth.keys(truth.indices(first, requested.end))
     return truth
 
 
@@ -232,7 +234,7 @@ def test_twelve_month_backfill_of_two_accounts_matches_ground_truth():
         for account in accounts:
             for result in fetch_both(client, account, start, end):
                 truth = check(server, result)
-                assert len(result.records) == 365
+                assert len(result.records) == 366  # 365 days and the start-edge probe
                 assert all(r.outcome == COMPLETE and r.attempts == 1 for r in result.records)
                 assert len(result.rows) > 1000
                 # Swaps and rebates sit exactly on window (and month) boundaries.
@@ -263,12 +265,12 @@ def test_boundary_rows_are_neither_lost_nor_doubled(bounds):
                 in_before = got_keys(before) & on_middle
                 in_after = got_keys(after) & on_middle
                 assert in_before == (on_middle if bounds != "half-open" else Counter())
-                assert in_after == (on_middle if bounds != "left-open" else Counter())
+                assert in_after == on_middle  # with an exclusive `from`, the edge probe sees it
                 # Together: every row of [first, last] the server hands out, each exactly once.
                 keyed = dict(zip(before.keys, before.raws, strict=True))
                 keyed.update(zip(after.keys, after.raws, strict=True))
                 union = Counter(row_key(spec.name, raw) for raw in keyed.values())
-                assert union == truth.keys(truth.indices(first, last))
+                assert union == truth.keys(truth.indices(first - PROBE, last))
                 interior = [first + UTC_DAY * d for d in range(1, (last - first).days)]
                 on_edges = sum(sum(truth.at_instant(t).values()) for t in interior)
                 assert on_edges > 10
@@ -416,12 +418,13 @@ def test_a_permanently_slow_endpoint_fails_its_windows_and_marks_nothing_complet
             transactions, activity = fetch_both(client, account, start, end)
         check(server, transactions)
         check(server, activity, complete=False)
-    assert activity.rows == [] and len(activity.records) == 3
+    assert activity.rows == [] and len(activity.records) == 4  # 3 days and the edge probe
     assert all(r.outcome == FAILED and r.attempts == 2 for r in activity.records)
     assert all("ReadTimeout" in (r.error or "") for r in activity.records)
     assert activity.gaps() == [Window(start, end)]
     assert sorted(r.window for r in activity.failed) == [
-        Window(start + UTC_DAY * d, start + UTC_DAY * (d + 1)) for d in range(3)
+        Window(start - PROBE, start + PROBE),
+        *(Window(start + UTC_DAY * d, start + UTC_DAY * (d + 1)) for d in range(3)),
     ]
 
 
@@ -552,7 +555,7 @@ def test_sessions_expired_from_outside_mid_backfill_relog_once_each():
     assert expired == [1, 1]
     assert stats["relogins"] == 2 and stats["logins"] == sim_stats["logins"] == 3
     assert sum(r.relogins for r in result.records) >= 2
-    assert len(result.records) == 60
+    assert len(result.records) == 61  # 60 days and the start-edge probe
 
 
 # --- secrets ---

@@ -14,8 +14,8 @@ from ledger_etl.capital import (
     AuthenticationError,
     CapitalClient,
     Window,
-    fetch_history,
 )
+from ledger_etl.capital import history as _history
 from ledger_etl.capital.history import COMPLETE, FAILED, SPLIT
 from ledger_etl.capital.ratelimit import RateLimiter
 
@@ -142,6 +142,11 @@ def make_client(api: HistoryApi, rate: float = 1000.0, **kw) -> CapitalClient:
 
 def history_calls(api: HistoryApi) -> list[dict]:
     return [params for _, path, params in api.calls if path.startswith("/history")]
+
+
+def fetch_history(*args, **kwargs):
+    """The fetcher without its start-edge probe: these tests count the planned windows only."""
+    return _history.fetch_history(*args, edge_probe=False, **kwargs)
 
 
 @pytest.mark.parametrize("mode", ["closed", "from_open", "to_open"])
@@ -383,3 +388,19 @@ def test_concurrent_fetch_overlaps_requests_and_never_exceeds_the_rate():
     assert len(starts) >= days
     assert all(b - a >= 1 / rate - 1e-9 for a, b in itertools.pairwise(starts))
     assert max(sum(1 for s in starts if t <= s < t + 1.0) for t in starts) <= rate
+
+
+def test_a_row_exactly_at_the_range_start_survives_an_exclusive_from():
+    """With `from` exclusive, only the edge probe sees a row stamped exactly at the start."""
+    rows = [tx("1", T0), tx("2", T0 + timedelta(hours=2))]
+    api = HistoryApi({"A1": {"transactions": rows}}, mode="from_open")
+    with_probe = _history.fetch_history(
+        make_client(api), "A1", TRANSACTIONS, T0, T0 + timedelta(days=1)
+    )
+    assert [r.reference for r in with_probe.rows] == ["1", "2"]
+    assert with_probe.gaps() == []
+    api = HistoryApi({"A1": {"transactions": rows}}, mode="from_open")
+    without = _history.fetch_history(
+        make_client(api), "A1", TRANSACTIONS, T0, T0 + timedelta(days=1), edge_probe=False
+    )
+    assert [r.reference for r in without.rows] == ["2"]
