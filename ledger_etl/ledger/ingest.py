@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from ledger_etl.ledger.store import (
     QuarantineRow,
     StagedActivity,
     StagedTransaction,
+    WriteCounts,
     dumps_raw,
 )
 
@@ -152,6 +153,26 @@ def _fetch_rows(result: HistoryResult, fetched_at: datetime) -> list[dict[str, A
     ]  # fmt: skip
 
 
+def _staged_transactions(
+    result: HistoryResult, chart: ChartOfAccounts, quarantined: list[QuarantineRow]
+) -> Iterator[StagedTransaction]:
+    """The range's transactions, normalized; rows that cannot enter the ledger are quarantined."""
+    account_id, endpoint = result.account_id, result.endpoint
+    for row, raw, window in zip(result.rows, result.raws, result.windows, strict=True):
+        if not isinstance(row, Transaction):
+            continue
+        raw_text = dumps_raw(raw)
+        normalized = normalize_transaction(account_id, row, chart)
+        if isinstance(normalized, Rejected):
+            quarantined.append(
+                QuarantineRow(
+                    account_id, endpoint, raw_text, normalized.reason, window.start, window.end
+                )
+            )
+            continue
+        yield StagedTransaction(normalized, raw_text, window.start, window.end)
+
+
 def ingest_history(
     engine: Engine,
     run_id: str,
@@ -165,33 +186,19 @@ def ingest_history(
         QuarantineRow(result.account_id, result.endpoint, dumps_raw(p.row), p.reason)
         for p in result.problems
     ]
-    staged_tx: list[StagedTransaction] = []
     staged_act: list[StagedActivity] = []
+    has_transactions = False
     for row, key, raw, window in zip(
         result.rows, result.keys, result.raws, result.windows, strict=True
     ):
-        raw_text = dumps_raw(raw)
         if isinstance(row, Transaction):
-            normalized = normalize_transaction(result.account_id, row, chart)
-            if isinstance(normalized, Rejected):
-                quarantined.append(
-                    QuarantineRow(
-                        result.account_id,
-                        result.endpoint,
-                        raw_text,
-                        normalized.reason,
-                        window.start,
-                        window.end,
-                    )
-                )
-                continue
-            staged_tx.append(StagedTransaction(normalized, raw_text, window.start, window.end))
+            has_transactions = True
         elif isinstance(row, Activity):
             staged_act.append(
                 StagedActivity(
                     normalize_activity(result.account_id, row, key),
                     int(key[-1]),
-                    raw_text,
+                    dumps_raw(raw),
                     window.start,
                     window.end,
                 )
@@ -200,11 +207,12 @@ def ingest_history(
     with engine.begin() as conn:
         writer = LedgerWriter(conn, run_id)
         writer.lock_account(result.account_id)
-        counts = (
-            writer.write_transactions(staged_tx)
-            if staged_tx
-            else writer.write_activities(staged_act)
-        )
+        counts = WriteCounts()
+        if has_transactions:
+            # Normalized lazily: the writer prepares one batch while it merges the previous one.
+            counts = writer.write_transactions(_staged_transactions(result, chart, quarantined))
+        if counts.inserted + counts.changed + counts.unchanged == 0:
+            counts = writer.write_activities(staged_act)
         checkpoint("mid_upsert")
         summary.quarantined = writer.quarantine(quarantined)
         writer.log_fetches(_fetch_rows(result, fetched_at or datetime.now(UTC)))

@@ -10,6 +10,7 @@ import hashlib
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
+from hashlib import sha256
 from typing import Any, NamedTuple
 
 from ledger_etl.capital.models import Activity, Transaction
@@ -81,6 +82,21 @@ def normalize_currency(raw: str) -> str | None:
     return code if code in ISO_CURRENCIES else None
 
 
+# A feed uses a handful of currency spellings: remember their normalization (bounded).
+_CURRENCY_CACHE: dict[str, str | None] = {}
+_CURRENCY_CACHE_SIZE = 1024
+
+
+def _currency(raw: str) -> str | None:
+    try:
+        return _CURRENCY_CACHE[raw]
+    except KeyError:
+        code = normalize_currency(raw)
+        if len(_CURRENCY_CACHE) < _CURRENCY_CACHE_SIZE:
+            _CURRENCY_CACHE[raw] = code
+        return code
+
+
 def canonical_amount(amount: Decimal) -> str:
     """One spelling per value: `20.0`, `20`, `20.00` all become `20`."""
     text = format(amount.normalize(), "f")
@@ -91,10 +107,16 @@ def clean_text(value: str | None, limit: int = MAX_NOTE) -> tuple[str | None, bo
     """Strip control characters and cap the length; (text, changed)."""
     if value is None:
         return None, False
+    if len(value) <= limit and value.isprintable():
+        return value, False  # nothing to strip (control characters are never printable)
     cleaned = _CONTROL.sub("", value)
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1] + "…"
     return cleaned, cleaned != value
+
+
+_MAX_AMOUNT = Decimal(10) ** (38 - MONEY_SCALE)
+_new_tuple = tuple.__new__
 
 
 def normalize_transaction(
@@ -103,61 +125,75 @@ def normalize_transaction(
     amount = tx.size
     if not amount.is_finite():
         return Rejected(f"amount {amount} is not a finite number")
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -MONEY_SCALE:
+    # `normal` has no trailing zeros, so its fixed-point spelling shows its exponent: more than
+    # MONEY_SCALE digits after the point means an exponent below -MONEY_SCALE.
+    text = format(amount.normalize(), "f")
+    point = text.find(".")
+    if point >= 0 and len(text) - point - 1 > MONEY_SCALE:
         return Rejected(f"amount {amount} has more than {MONEY_SCALE} decimal places")
-    if abs(amount) >= Decimal(10) ** (38 - MONEY_SCALE):
+    if abs(amount) >= _MAX_AMOUNT:
         return Rejected(f"amount {amount} is out of range")
-    currency = normalize_currency(tx.currency)
+    currency_raw = tx.currency
+    currency = _currency(currency_raw)
     if currency is None:
-        return Rejected(f"unknown currency {tx.currency!r}")
+        return Rejected(f"unknown currency {currency_raw!r}")
     posted_at = tx.date_utc.astimezone(UTC)
-    ledger_account, known = chart.account_for(tx.transaction_type)
-    flags = []
+    transaction_type = tx.transaction_type
+    ledger_account, known = chart.account_for(transaction_type)
+    note = tx.note
+    instrument = tx.instrument_name
+    flag_text = ""
     if not known:
-        flags.append("unknown_type")
-    note, note_changed = clean_text(tx.note)
-    if note_changed:
-        flags.append("note_cleaned")
-    instrument, instrument_changed = clean_text(tx.instrument_name, 128)
-    if instrument_changed:
-        flags.append("instrument_cleaned")
-    flag_text = ",".join(flags)
-    amount_text = canonical_amount(amount)
-    digest = hashlib.sha256(
+        flag_text = "unknown_type"
+    if note is not None and (len(note) > MAX_NOTE or not note.isprintable()):
+        note, note_changed = clean_text(note)
+        if note_changed:
+            flag_text = f"{flag_text},note_cleaned" if flag_text else "note_cleaned"
+    if instrument is not None and (len(instrument) > 128 or not instrument.isprintable()):
+        instrument, instrument_changed = clean_text(instrument, 128)
+        if instrument_changed:
+            flag_text = f"{flag_text},instrument_cleaned" if flag_text else "instrument_cleaned"
+    amount_text = "0" if text in ("-0", "0") else text
+    reference = tx.reference
+    status = tx.status
+    deal_id = tx.deal_id
+    digest = sha256(
         "\x1f".join(
             (
                 account_id,
-                tx.reference,
+                reference,
                 posted_at.isoformat(),
-                tx.transaction_type,
+                transaction_type,
                 instrument or "",
                 amount_text,
                 currency,
-                tx.currency,
-                tx.status or "",
-                tx.deal_id or "",
+                currency_raw,
+                status or "",
+                deal_id or "",
                 note or "",
                 ledger_account,
                 flag_text,
             )
-        ).encode("utf-8")
+        ).encode()
     ).hexdigest()
-    return LedgerRow(
-        account_id,
-        tx.reference,
-        posted_at,
-        tx.transaction_type,
-        instrument,
-        Decimal(amount_text),
-        currency,
-        tx.currency,
-        tx.status,
-        tx.deal_id,
-        note,
-        ledger_account,
-        flag_text,
-        digest,
+    return _new_tuple(  # type: ignore[no-any-return]
+        LedgerRow,
+        (
+            account_id,
+            reference,
+            posted_at,
+            transaction_type,
+            instrument,
+            Decimal(amount_text),
+            currency,
+            currency_raw,
+            status,
+            deal_id,
+            note,
+            ledger_account,
+            flag_text,
+            digest,
+        ),
     )
 
 

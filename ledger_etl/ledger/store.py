@@ -15,12 +15,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from itertools import islice
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    column,
+    func,
+    select,
+    table,
+    text,
+    true,
+)
 
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.normalize import ActivityRow, LedgerRow
@@ -38,14 +53,19 @@ ACT_STAGE_COLUMNS = (
 )  # fmt: skip
 _LEDGER_COLUMNS = TX_STAGE_COLUMNS[:14]
 _ACTIVITY_COLUMNS = ACT_STAGE_COLUMNS[:15]
+log = logging.getLogger(__name__)
+
+# Rows are staged and merged this many at a time, all batches in the caller's one transaction:
+# memory stays bounded for long ranges, and preparing the next batch (normalization, hashing,
+# staging tuples) overlaps the database's merge of the current one.
+TX_BATCH_ROWS = 100_000
 _PG_TYPES = {
     "posted_at": "timestamptz", "occurred_at": "timestamptz", "window_start": "timestamptz",
     "window_end": "timestamptz", "amount": "numeric(38,8)", "occurrence": "integer",
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class StagedTransaction:
+class StagedTransaction(NamedTuple):
     row: LedgerRow
     raw: str
     window_start: datetime
@@ -82,7 +102,14 @@ class WriteCounts:
 
 def sqlite_time(value: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime stores, so bulk and ORM paths read alike."""
+    if value.tzinfo is UTC and value.year >= 1000:
+        # Same text as the strftime below, several times cheaper: "YYYY-MM-DD HH:MM:SS.ffffff".
+        return value.isoformat(" ", "microseconds")[:26]
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+# The temporary staging table of the transactions bulk path, for the changed-rows join.
+_STAGE_TX = table("stage_tx", column("account_id"), column("reference"), column("row_sha256"))
 
 
 class LedgerWriter:
@@ -102,38 +129,61 @@ class LedgerWriter:
             self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     # -- staging ------------------------------------------------------------------------------
-    def _stage(self, name: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    def _create_stage(self, name: str, columns: Sequence[str]) -> None:
         if self.dialect == "postgresql":
             cols = ", ".join(f"{c} {_PG_TYPES.get(c, 'text')}" for c in columns)
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
             self.conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
-            raw = self.conn.connection.driver_connection
-            with raw.cursor() as cursor:  # type: ignore[union-attr]
-                with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
         else:
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
             self.conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({', '.join(columns)})")
+
+    def _load_stage(
+        self, name: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+    ) -> None:
+        raw = self.conn.connection.driver_connection
+        if self.dialect == "postgresql":
+            with raw.cursor() as cursor:  # type: ignore[union-attr]
+                with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row(row)
+        else:
             marks = ", ".join("?" for _ in columns)
-            cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = raw.cursor()  # type: ignore[union-attr]
             cursor.executemany(f"INSERT INTO temp.{name} VALUES ({marks})", rows)
             cursor.close()
 
-    def _tx_tuples(self, staged: Sequence[StagedTransaction]) -> Iterable[tuple[Any, ...]]:
+    def _stage(self, name: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+        self._create_stage(name, columns)
+        self._load_stage(name, columns, rows)
+
+    def _tx_tuples(self, staged: Iterable[StagedTransaction]) -> list[tuple[Any, ...]]:
+        """The staging rows of a batch, built in one pass (window bounds formatted once each)."""
         sqlite = self.dialect == "sqlite"
-        for item in staged:
-            r = item.row
-            yield (
-                r.account_id, r.reference,
-                sqlite_time(r.posted_at) if sqlite else r.posted_at,
-                r.transaction_type, r.instrument,
-                to_units(r.amount) if sqlite else r.amount,
-                r.currency, r.currency_raw, r.status, r.deal_id, r.note, r.ledger_account,
-                r.flags, r.row_sha256, item.raw,
-                hashlib.sha256(item.raw.encode()).hexdigest(),
-                sqlite_time(item.window_start) if sqlite else item.window_start,
-                sqlite_time(item.window_end) if sqlite else item.window_end,
+        times: dict[datetime, Any] = {}
+        out = []
+        append = out.append
+        sha256 = hashlib.sha256
+        for r, raw, window_start, window_end in staged:
+            if sqlite:
+                start = times.get(window_start)
+                if start is None:
+                    start = times[window_start] = sqlite_time(window_start)
+                end = times.get(window_end)
+                if end is None:
+                    end = times[window_end] = sqlite_time(window_end)
+                posted_at: Any = sqlite_time(r[2])
+                amount: Any = to_units(r[5])
+            else:
+                start, end, posted_at, amount = window_start, window_end, r[2], r[5]
+            append(
+                (
+                    r[0], r[1], posted_at, r[3], r[4], amount, r[6], r[7], r[8], r[9], r[10],
+                    r[11], r[12], r[13], raw, sha256(raw.encode()).hexdigest(), start, end,
+                )
             )  # fmt: skip
+        return out
 
     def _act_tuples(self, staged: Sequence[StagedActivity]) -> Iterable[tuple[Any, ...]]:
         sqlite = self.dialect == "sqlite"
@@ -147,42 +197,85 @@ class LedgerWriter:
             )  # fmt: skip
 
     # -- transactions -------------------------------------------------------------------------
-    def write_transactions(self, staged: Sequence[StagedTransaction]) -> WriteCounts:
+    def write_transactions(self, staged: Iterable[StagedTransaction]) -> WriteCounts:
+        """Upsert ledger and raw rows; `staged` may be a lazy iterable (consumed batch by batch).
+
+        While the database runs batch k's upserts, batch k+1 is prepared (the iterable advanced,
+        staging tuples built) on a helper thread; every statement still runs on this connection,
+        in the caller's transaction, and the helper is idle whenever this thread needs the GIL
+        row by row (staging, history rows).
+        """
         counts = WriteCounts()
-        if not staged:
+        source = iter(staged)
+        batch = self._tx_tuples(islice(source, TX_BATCH_ROWS))
+        if not batch:
             return counts
-        self._stage("stage_tx", TX_STAGE_COLUMNS, self._tx_tuples(staged))
-        stage = "temp.stage_tx" if self.dialect == "sqlite" else "stage_tx"
-        counts.inserted = self.conn.exec_driver_sql(
-            f"SELECT count(*) FROM {stage} st WHERE NOT EXISTS (SELECT 1 FROM ledger_entries l "
-            "WHERE l.account_id = st.account_id AND l.reference = st.reference)"
-        ).scalar_one()
-        changed = (
-            self.conn.execute(
-                select(s.ledger_entries).where(
-                    text(
-                        f"EXISTS (SELECT 1 FROM {stage} st WHERE st.account_id = "
-                        "ledger_entries.account_id AND st.reference = ledger_entries.reference "
-                        "AND st.row_sha256 <> ledger_entries.row_sha256)"
-                    )
-                )
-            )
-            .mappings()
-            .all()
-        )
         now = datetime.now(UTC)
+        self._create_stage("stage_tx", TX_STAGE_COLUMNS)
+        with ThreadPoolExecutor(1, thread_name_prefix="ledger-stage") as pool:
+            while batch:
+                began = time.perf_counter()
+                self._load_stage("stage_tx", TX_STAGE_COLUMNS, batch)
+                size = len(batch)
+                del batch
+                staged_at = time.perf_counter()
+                changed = self._record_history(now)
+                upcoming = pool.submit(_prepare, self._tx_tuples, source)
+                history_at = time.perf_counter()
+                self._upsert_transactions(counts, size, changed)
+                merged_at = time.perf_counter()
+                batch = upcoming.result()  # re-raises what the helper raised
+                log.debug(
+                    "ledger batch of %d rows: stage %.3f s, changed rows %.3f s, upserts "
+                    "%.3f s, then waited %.3f s for the next batch",
+                    size, staged_at - began, history_at - staged_at, merged_at - history_at,
+                    time.perf_counter() - merged_at,
+                )  # fmt: skip
+                if batch:
+                    self._clear_stage("stage_tx")
+        return counts
+
+    def _clear_stage(self, name: str) -> None:
+        prefix = "temp." if self.dialect == "sqlite" else ""
+        self.conn.exec_driver_sql(f"DELETE FROM {prefix}{name}")
+
+    def _record_history(self, now: datetime) -> list[Any]:
+        """Keep the stored version of every staged row whose content changed; return them."""
+        staged = _STAGE_TX.alias("st")
+        e = s.ledger_entries
+        same_key = and_(e.c.account_id == staged.c.account_id, e.c.reference == staged.c.reference)
+        if self.dialect == "postgresql":
+            # One primary-key probe per staged row: a hash join would scan the whole ledger
+            # once per batch, a cost that grows with the table instead of with the batch.
+            stored = select(e).where(same_key).lateral("l")
+            query = (
+                select(stored)
+                .select_from(staged)
+                .join(stored, true())
+                .where(stored.c.row_sha256 != staged.c.row_sha256)
+            )
+        else:  # SQLite already drives this join from the stage through the primary key
+            query = (
+                select(e)
+                .join_from(staged, e, same_key)
+                .where(e.c.row_sha256 != staged.c.row_sha256)
+            )
+        changed = self.conn.execute(query).mappings().all()
         if changed:
             self.conn.execute(s.entry_history.insert(), [
                 {"account_id": row["account_id"], "reference": row["reference"],
                  "previous": _jsonable(row), "replaced_at": now, "run_id": self.run_id}
                 for row in changed
             ])  # fmt: skip
-        counts.changed = len(changed)
-        counts.history = [row["reference"] for row in changed]
-        counts.unchanged = len(staged) - counts.inserted - counts.changed
+        return list(changed)
+
+    def _upsert_transactions(self, counts: WriteCounts, size: int, changed: list[Any]) -> None:
+        stage = "temp.stage_tx" if self.dialect == "sqlite" else "stage_tx"
         columns = ", ".join(_LEDGER_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in _LEDGER_COLUMNS[2:])
-        self.conn.execute(
+        # The upsert touches new rows and changed rows only: what it reports beyond the changed
+        # rows found above is the number of new ones (no separate count over the stage).
+        written = self.conn.execute(
             text(
                 f"INSERT INTO ledger_entries ({columns}, first_run_id, last_run_id) "
                 f"SELECT {columns}, :run, :run FROM {stage} WHERE true "
@@ -191,7 +284,12 @@ class LedgerWriter:
                 "WHERE ledger_entries.row_sha256 <> excluded.row_sha256"
             ),
             {"run": self.run_id},
-        )
+        ).rowcount
+        inserted = written - len(changed)
+        counts.inserted += inserted
+        counts.changed += len(changed)
+        counts.unchanged += size - inserted - len(changed)
+        counts.history.extend(row["reference"] for row in changed)
         self.conn.execute(
             text(
                 "INSERT INTO raw_transactions (account_id, reference, raw, row_sha256, date_utc, "
@@ -207,7 +305,6 @@ class LedgerWriter:
             ),
             {"run": self.run_id},
         )
-        return counts
 
     # -- activity -----------------------------------------------------------------------------
     def write_activities(self, staged: Sequence[StagedActivity]) -> WriteCounts:
@@ -335,5 +432,16 @@ def count_rows(engine: Engine, table: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+def _prepare(
+    build: Callable[[Iterable[StagedTransaction]], list[tuple[Any, ...]]],
+    source: Iterator[StagedTransaction],
+) -> list[tuple[Any, ...]]:
+    return build(islice(source, TX_BATCH_ROWS))
+
+
+# One encoder, built once: `json.dumps` with options constructs a new one per call.
+_RAW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps_raw(raw: dict[str, Any]) -> str:
-    return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _RAW_ENCODER.encode(raw)
