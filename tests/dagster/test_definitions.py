@@ -275,3 +275,14 @@ def test_run_failure_sensor_writes_an_alert_line(tmp_path: Path) -> None:
     lines = (tmp_path / "_audit" / "alerts.jsonl").read_text().splitlines()
     alert = json.loads(lines[-1])
     assert alert["run_id"] == result.run_id and alert["job"] == "failing_job"
+
+
+def test_discover_accounts_job_registers_partitions(recent_sim: SimulatorServer) -> None:
+    with dg.instance_for_test() as fresh:
+        result = defs.resolve_job_def("discover_accounts_job").execute_in_process(
+            instance=fresh, resources={"capital": capital_for(recent_sim)}
+        )
+        assert result.success
+        assert sorted(fresh.get_dynamic_partitions(ACCOUNTS.name)) == sorted(
+            account_ids(recent_sim)
+        )
