@@ -58,8 +58,18 @@ def iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
+_CENTS = Decimal("0.01")
+
+
 def money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
+    """Plain decimal text with at least two decimals (`20.00`, `-0.50`, `0.00012345`): widening
+    to cents adds zeros only, it never rounds."""
+    if value is None:
+        return None
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        value = value.quantize(_CENTS)
+    return format(value, "f")
 
 
 def entry_doc(line: StatementLine) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import io
 from decimal import Decimal, localcontext
 from typing import BinaryIO
 
-from ledger_etl.statements.document import iso
+from ledger_etl.statements.document import iso, money
 from ledger_etl.statements.model import Statement
 
 CSV_COLUMNS = (
@@ -54,14 +54,14 @@ def write_csv(statement: Statement, handle: BinaryIO) -> dict[str, object]:
     names = {t.key: t.name for t in statement.totals_by_ledger_account}
     safe_names = {key: safe_text(name) for key, name in names.items()}
     total = Decimal(0)
-    last = format(statement.opening_balance, "f")
+    last = money(statement.opening_balance)
     rows = 0
     with localcontext() as ctx:
         ctx.prec = 60
         for line in statement.lines:
             e = line.entry
-            amount = format(e.amount, "f")
-            running = format(line.running_balance, "f")
+            amount = money(e.amount)
+            running = money(line.running_balance)
             writer.writerow(
                 (
                     iso(e.posted_at),
@@ -83,4 +83,4 @@ def write_csv(statement: Statement, handle: BinaryIO) -> dict[str, object]:
             rows += 1
     text.flush()
     text.detach()
-    return {"rows": rows, "amount_sum": format(total, "f"), "closing_balance": last}
+    return {"rows": rows, "amount_sum": money(total), "closing_balance": last}
