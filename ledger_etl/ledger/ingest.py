@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Connection, Engine, and_, insert, select, update
 
 from ledger_etl import __version__
 from ledger_etl.capital.history import HistoryResult
@@ -232,15 +232,20 @@ def ingest_history(
 
 
 def covered_windows(
-    engine: Engine, account_id: str, endpoint: str, start: datetime, end: datetime
+    db: Engine | Connection, account_id: str, endpoint: str, start: datetime, end: datetime
 ) -> list[Window]:
+    """Complete fetches overlapping the range; `db` may be an open connection (a caller inside a
+    transaction must not open a second one: on SQLite it would wait for the first)."""
     log = s.fetch_log
-    with engine.connect() as conn:
-        rows = conn.execute(select(log.c.window_start, log.c.window_end,
-                                   log.c.fetched_at).where(and_(
-            log.c.account_id == account_id, log.c.endpoint == endpoint,
-            log.c.outcome == "complete", log.c.window_end > start, log.c.window_start < end,
-        ))).all()  # fmt: skip
+    query = select(log.c.window_start, log.c.window_end, log.c.fetched_at).where(and_(
+        log.c.account_id == account_id, log.c.endpoint == endpoint,
+        log.c.outcome == "complete", log.c.window_end > start, log.c.window_start < end,
+    ))  # fmt: skip
+    if isinstance(db, Connection):
+        rows = db.execute(query).all()
+    else:
+        with db.connect() as conn:
+            rows = conn.execute(query).all()
     covered = []
     for row in rows:
         end_ = min(row.window_end, (row.fetched_at - SETTLE).replace(microsecond=0))
@@ -250,12 +255,10 @@ def covered_windows(
 
 
 def stored_gaps(
-    engine: Engine, account_id: str, endpoint: str, start: datetime, end: datetime
+    db: Engine | Connection, account_id: str, endpoint: str, start: datetime, end: datetime
 ) -> list[Window]:
     """Uncovered intervals of `[start, end)`: never fetched, failed, or truncated windows."""
-    return coverage_gaps(
-        Window(start, end), covered_windows(engine, account_id, endpoint, start, end)
-    )
+    return coverage_gaps(Window(start, end), covered_windows(db, account_id, endpoint, start, end))
 
 
 def known_accounts(engine: Engine) -> list[str]:

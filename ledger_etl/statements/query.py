@@ -31,6 +31,8 @@ from ledger_etl.statements.paths import StatementError
 
 ENDPOINTS = ("transactions", "activity")
 
+OBSERVATIONS_CONSIDERED = 50  # the newest broker balances tried for a reconciliation
+
 
 def list_accounts(engine: Engine) -> list[str]:
     """Every account the ledger knows, from its accounts table and its entries."""
@@ -53,7 +55,7 @@ def read_statement_inputs(
         if account is None and not entries and _balance(conn, account_id, None, None) == 0:
             raise StatementError(f"the ledger knows no account {account_id!r}")
         currency = (account.currency if account is not None else None) or _currency(entries)
-        observation = _observation(conn, account_id)
+        observation = _observation(conn, account_id, period)
         inputs = {
             "balance_before": _balance(conn, account_id, None, period.start),
             "balance_before_previous": _balance(conn, account_id, None, period.previous_start),
@@ -169,15 +171,32 @@ def _fetches(conn: Connection, account_id: str, period: Period) -> tuple[FetchRe
     return tuple(rows)
 
 
-def _observation(conn: Connection, account_id: str) -> BalanceObservation | None:
+def _observation(conn: Connection, account_id: str, period: Period) -> BalanceObservation | None:
+    """The newest broker balance observation that the ledger can roll back to the period's end:
+    one with no transactions gap in between (a sync of another account also records this
+    account's balance, at a moment this account's transactions may not reach yet). Without such
+    an observation, the newest one (the reconciliation then says what is missing)."""
     b = s.balance_observations
-    row = conn.execute(
+    rows = conn.execute(
         select(b.c.observed_at, b.c.balance, b.c.currency, b.c.run_id)
         .where(b.c.account_id == account_id)
         .order_by(b.c.observed_at.desc(), b.c.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else BalanceObservation(*row)
+        .limit(OBSERVATIONS_CONSIDERED)
+    ).all()
+    candidates = [BalanceObservation(*row) for row in rows]
+    for candidate in candidates:
+        lo, hi = _between(period, candidate.observed_at.astimezone(UTC))
+        if lo >= hi or not stored_gaps(conn, account_id, "transactions", lo, hi):
+            return candidate
+    return candidates[0] if candidates else None
+
+
+def _between(period: Period, observed: datetime) -> tuple[datetime, datetime]:
+    """The stretch whose transactions link an observation to the period's end, as far as a
+    fetch can prove it (see `_observation_window`)."""
+    if observed >= period.end:
+        return period.end, (observed - SETTLE).replace(microsecond=0)
+    return observed.replace(microsecond=0), period.end
 
 
 def _observation_window(
@@ -194,12 +213,8 @@ def _observation_window(
     it is reported as `unchecked_from`, and the rows the ledger does hold there are counted.
     """
     observed = observation.observed_at.astimezone(UTC)
-    if observed >= period.end:
-        lo, hi = period.end, (observed - SETTLE).replace(microsecond=0)
-        unchecked = max(hi, period.end) if observed > period.end else None
-    else:
-        lo, hi = observed.replace(microsecond=0), period.end
-        unchecked = None
+    lo, hi = _between(period, observed)
+    unchecked = max(hi, period.end) if observed > period.end else None
     gaps = (
         tuple(
             Gap("transactions", g.start, g.end)
