@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo dev test test-all lint format bench simulator clean
+.PHONY: install demo dev test test-all lint format bench simulator clean reliability
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -39,6 +39,9 @@ format: install
 
 bench: install  ## every benchmark; they print their figures
 	$(BIN)/python -m benchmarks
+
+reliability: install  ## every fault case on SQLite and PostgreSQL; rewrites docs/reliability.md
+	$(BIN)/python -m tests.reliability.report
 
 simulator: install  ## serve the simulator on 127.0.0.1:8765
 	$(BIN)/ledger-etl simulator serve --host 127.0.0.1 --port 8765 --seed 42

@@ -411,6 +411,11 @@ def statement_command(
             result = publish_statement(engine, account, month, target, run_id, chosen_formats)
         except StatementError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # read-only or full export folder: nothing was published
+            raise click.ClickException(
+                f"cannot write the {account} {month} statement under {target}: "
+                f"{exc.strerror or exc} ({exc.filename or target})"
+            ) from None
         statement = result.statement
         note = f"{statement.status}, reconciliation {statement.reconciliation.status}"
         if result.status == "unchanged":

@@ -126,7 +126,9 @@ def make_test_engine(backend: str, tmp_path: Path, request: pytest.FixtureReques
     from ledger_etl.ledger.db import make_engine
 
     if backend == "sqlite":
-        return make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+        engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+        SUBPROCESS_URLS.pop(id(engine), None)  # a stale entry of a collected PostgreSQL engine
+        return engine
     url = request.getfixturevalue("postgres_url")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = make_engine(url)
@@ -135,6 +137,7 @@ def make_test_engine(backend: str, tmp_path: Path, request: pytest.FixtureReques
     engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
 
     def drop() -> None:
+        SUBPROCESS_URLS.pop(id(engine), None)  # ids are reused once the engine is collected
         engine.dispose()
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))

@@ -46,6 +46,7 @@ class IngestSummary:
     changed: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    flagged: int = 0  # stored, but marked (unknown type, cleaned note, ...)
     windows: int = 0
     failed_windows: int = 0
     split_windows: int = 0
@@ -66,6 +67,7 @@ class IngestSummary:
             "changed",
             "unchanged",
             "quarantined",
+            "flagged",
             "windows",
             "failed_windows",
             "split_windows",
@@ -154,7 +156,10 @@ def _fetch_rows(result: HistoryResult, fetched_at: datetime) -> list[dict[str, A
 
 
 def _staged_transactions(
-    result: HistoryResult, chart: ChartOfAccounts, quarantined: list[QuarantineRow]
+    result: HistoryResult,
+    chart: ChartOfAccounts,
+    quarantined: list[QuarantineRow],
+    summary: IngestSummary,
 ) -> Iterator[StagedTransaction]:
     """The range's transactions, normalized; rows that cannot enter the ledger are quarantined."""
     account_id, endpoint = result.account_id, result.endpoint
@@ -170,6 +175,7 @@ def _staged_transactions(
                 )
             )
             continue
+        summary.flagged += bool(normalized.flags)
         yield StagedTransaction(normalized, raw_text, window.start, window.end)
 
 
@@ -194,9 +200,11 @@ def ingest_history(
         if isinstance(row, Transaction):
             has_transactions = True
         elif isinstance(row, Activity):
+            activity = normalize_activity(result.account_id, row, key)
+            summary.flagged += bool(activity.flags)
             staged_act.append(
                 StagedActivity(
-                    normalize_activity(result.account_id, row, key),
+                    activity,
                     int(key[-1]),
                     dumps_raw(raw),
                     window.start,
@@ -210,7 +218,9 @@ def ingest_history(
         counts = WriteCounts()
         if has_transactions:
             # Normalized lazily: the writer prepares one batch while it merges the previous one.
-            counts = writer.write_transactions(_staged_transactions(result, chart, quarantined))
+            counts = writer.write_transactions(
+                _staged_transactions(result, chart, quarantined, summary)
+            )
         if counts.inserted + counts.changed + counts.unchanged == 0:
             counts = writer.write_activities(staged_act)
         checkpoint("mid_upsert")
