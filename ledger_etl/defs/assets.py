@@ -92,38 +92,37 @@ def _sync(
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
-    partitions_def=MONTH_ACCOUNT,
-    backfill_policy=BACKFILL,
-    pool=API_POOL,
-    group_name="capital",
-    kinds={"api"},
-)
-def raw_transactions(
-    context: dg.AssetExecutionContext,
-    config: SyncConfig,
-    capital: CapitalApiResource,
-    ledger: LedgerResource,
-) -> dg.MaterializeResult:
-    """`/history/transactions` of the month, fetched in windows and stored as received."""
-    return _sync(context, config, capital, ledger, "transactions")
+def _raw_asset(endpoint: str, description: str) -> dg.AssetsDefinition:
+    """The raw asset of one history endpoint: the two differ only in the endpoint."""
+
+    @dg.asset(
+        name=f"raw_{endpoint}",
+        description=description,
+        partitions_def=MONTH_ACCOUNT,
+        backfill_policy=BACKFILL,
+        pool=API_POOL,
+        group_name="capital",
+        kinds={"api"},
+    )
+    def raw_asset(
+        context: dg.AssetExecutionContext,
+        config: SyncConfig,
+        capital: CapitalApiResource,
+        ledger: LedgerResource,
+    ) -> dg.MaterializeResult:
+        return _sync(context, config, capital, ledger, endpoint)
+
+    return raw_asset
 
 
-@dg.asset(
-    partitions_def=MONTH_ACCOUNT,
-    backfill_policy=BACKFILL,
-    pool=API_POOL,
-    group_name="capital",
-    kinds={"api"},
+raw_transactions = _raw_asset(
+    "transactions",
+    "`/history/transactions` of the month, fetched in windows and stored as received.",
 )
-def raw_activity(
-    context: dg.AssetExecutionContext,
-    config: SyncConfig,
-    capital: CapitalApiResource,
-    ledger: LedgerResource,
-) -> dg.MaterializeResult:
-    """`/history/activity` (detailed) of the month, fetched in windows and stored as received."""
-    return _sync(context, config, capital, ledger, "activity")
+raw_activity = _raw_asset(
+    "activity",
+    "`/history/activity` (detailed) of the month, fetched in windows and stored as received.",
+)
 
 
 @dg.asset(
