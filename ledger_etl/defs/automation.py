@@ -135,16 +135,25 @@ def weekly_recheck_schedule(
     ]
 
 
+def _unregistered_accounts(
+    capital: CapitalApiResource,
+    instance: dg.DagsterInstance,
+    log: dg.DagsterLogManager | None = None,
+) -> tuple[list[str], list[str]]:
+    """(all account ids the API lists, those not yet registered as partitions)."""
+    with capital.open_client(log) as client:
+        ids = sorted(a.account_id for a in client.accounts())
+    known = set(instance.get_dynamic_partitions(ACCOUNTS.name))
+    return ids, [i for i in ids if i not in known]
+
+
 def discover_accounts(
     capital: CapitalApiResource,
     instance: dg.DagsterInstance,
     log: dg.DagsterLogManager | None = None,
 ) -> tuple[list[str], list[str]]:
     """(all account ids, the newly registered ones) from the API."""
-    with capital.open_client(log) as client:
-        ids = sorted(a.account_id for a in client.accounts())
-    known = set(instance.get_dynamic_partitions(ACCOUNTS.name))
-    new = [i for i in ids if i not in known]
+    ids, new = _unregistered_accounts(capital, instance, log)
     if new:
         instance.add_dynamic_partitions(ACCOUNTS.name, new)
     return ids, new
@@ -166,10 +175,7 @@ def account_discovery_sensor(
     context: dg.SensorEvaluationContext, capital: CapitalApiResource
 ) -> dg.SensorResult | dg.SkipReason:
     """Every 10 minutes: accounts the API lists but the partitions lack are added."""
-    with capital.open_client(context.log) as client:
-        ids = sorted(a.account_id for a in client.accounts())
-    known = set(context.instance.get_dynamic_partitions(ACCOUNTS.name))
-    new = [i for i in ids if i not in known]
+    ids, new = _unregistered_accounts(capital, context.instance, context.log)
     if not new:
         return dg.SkipReason(f"{len(ids)} account(s), none new")
     return dg.SensorResult(dynamic_partitions_requests=[ACCOUNTS.build_add_request(new)])
