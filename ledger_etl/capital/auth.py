@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import ValidationError
 
-from .errors import ApiError, AuthenticationError, MalformedResponseError
+from .errors import SESSION_EXPIRED, ApiError, AuthenticationError, MalformedResponseError
 from .models import LoginSession, describe_validation_error
 from .ratelimit import RateLimiter
 
@@ -22,6 +22,8 @@ CST_HEADER = "CST"
 SECURITY_TOKEN_HEADER = "X-SECURITY-TOKEN"  # noqa: S105 - a header name, not a secret
 API_KEY_HEADER = "X-CAP-API-KEY"
 NOT_DIFFERENT_ACCOUNT = "error.not-different.accountId"
+# Logins in a row when the new session dies before its account could be restored.
+RESTORE_ATTEMPTS = 3
 
 
 def encrypt_password(password: str, encryption_key_b64: str, timestamp: int) -> str:
@@ -146,6 +148,10 @@ class SessionManager:
     target account; the rest block on the lock and, finding a newer generation once they get
     it, return at once and replay with the new tokens.
 
+    Requests take their tokens through `tokens()`, under the same lock: a fresh session is
+    active on the platform's preferred account until the target account is restored, and a
+    history request sent with it in between would read another account's rows.
+
     `call` is the client's request function; this class decides what to send, the client
     decides how (pacing, retries, token adoption).
     """
@@ -192,6 +198,15 @@ class SessionManager:
             if not self.state.has_tokens:
                 self._login_and_restore()
 
+    def tokens(self) -> TokenSnapshot:
+        """The tokens to send: logs in first if there are none, and never hands out those of a
+        login whose account is still being restored (that thread holds the lock meanwhile; the
+        lock is re-entrant, so its own restoring request gets them)."""
+        with self._lock:
+            if not self.state.has_tokens:
+                self._login_and_restore()
+            return self.state.snapshot()
+
     def refresh(self, failed_generation: int) -> bool:
         """Replace the tokens of `failed_generation`; returns True if this call logged in."""
         with self._lock:
@@ -203,12 +218,21 @@ class SessionManager:
             return True
 
     def _login_and_restore(self) -> LoginSession:
-        self._login_limiter.acquire()  # at most one POST /session per second per API key
-        session = self._login_now()
-        target = self.state.target_account_id
-        if target is not None and target != self.state.active_account_id:
-            self._put_account(target, allow_relogin=False)
-        return session
+        for attempt in range(1, RESTORE_ATTEMPTS + 1):
+            self._login_limiter.acquire()  # at most one POST /session per second per API key
+            session = self._login_now()
+            target = self.state.target_account_id
+            if target is None or target == self.state.active_account_id:
+                return session
+            try:
+                self._put_account(target, allow_relogin=False)
+                return session
+            except AuthenticationError as error:
+                # The new session died before its first request: log in again, a few times.
+                if error.error_code != SESSION_EXPIRED or attempt == RESTORE_ATTEMPTS:
+                    raise
+                self._logger.info("session expired while restoring the account; logging in")
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _login_now(self) -> LoginSession:
         key_header = {API_KEY_HEADER: self._api_key}

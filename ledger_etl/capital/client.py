@@ -298,8 +298,7 @@ class CapitalClient:
             send_headers = dict(headers or {})
             generation = None
             if authenticated:
-                self._session.ensure()
-                tokens = self._state.snapshot()
+                tokens = self._session.tokens()
                 generation = tokens.generation
                 send_headers.update(tokens.headers())
             outcome = self._attempt(method, path, params, json, send_headers, attempts, generation)

@@ -109,3 +109,59 @@ def test_relogins_are_bounded_even_when_every_session_works_once():
     with pytest.raises(AuthenticationError):
         client.request("GET", "/data")
     assert api.logins == 1 + 4
+
+
+def test_no_request_uses_a_fresh_session_before_its_account_is_restored():
+    # While the re-login's PUT /session is on its way, the fresh session is still on the
+    # platform's preferred account A1: a history request sent with it would read A1's rows.
+    restoring, gate = threading.Event(), threading.Event()
+    state = {"killed": False, "logins_seen": 0}
+
+    def kill_before(request, api):
+        path = request.url.path
+        if path.endswith("/data") and not state["killed"]:
+            state["killed"] = True
+            return True
+        if request.method == "PUT" and api.logins == 2:
+            restoring.set()
+            api.lock.release()  # let other requests reach the server meanwhile
+            try:
+                gate.wait(5)
+            finally:
+                api.lock.acquire()
+        return False
+
+    api = ExpiringApi(kill_before)
+    client = make_client(api)
+    client.switch_account("A2")
+    answers: list[object] = []
+    first = threading.Thread(target=lambda: answers.append(client.request("GET", "/data").body))
+    first.start()
+    assert restoring.wait(5)
+    second = threading.Thread(target=lambda: answers.append(client.request("GET", "/data").body))
+    second.start()
+    second.join(0.3)  # the second request must wait for the restore, not go out now
+    gate.set()
+    first.join(5)
+    second.join(5)
+    assert answers == [{"active": "A2"}, {"active": "A2"}]
+
+
+def test_a_fresh_session_that_dies_before_the_account_restore_logs_in_again():
+    def kill_before(request, api):
+        # The first GET finds its session dead; the second login's session dies at once.
+        return (request.url.path.endswith("/data") and api.logins == 1) or (
+            request.method == "PUT" and api.logins == 2
+        )
+
+    api = ExpiringApi(kill_before)
+    client = make_client(api)
+    client.switch_account("A2")
+    assert client.request("GET", "/data").body == {"active": "A2"}
+    assert api.calls == [
+        "POST /session", "PUT /session",
+        "GET /data", "POST /session", "PUT /session",
+        "POST /session", "PUT /session",
+        "GET /data",
+    ]  # fmt: skip
+
