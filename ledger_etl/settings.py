@@ -8,6 +8,7 @@
 | CAPITAL_PASSWORD | the API key's password | `sim-password` likewise |
 | CAPITAL_ENCRYPTED_PASSWORD | `true` to send the password RSA-encrypted | `false` |
 | CAPITAL_RATE_LIMIT | client-side request rate, requests per second | `10` |
+| CAPITAL_SPLIT_THRESHOLD | rows at which a history answer counts as cut short (bisected) | `1000` |
 | LEDGER_DATABASE_URL | ledger SQLAlchemy URL | `sqlite:///<project>/var/ledger.sqlite` |
 | LEDGER_EXPORT_DIR | where statements are written | `<project>/var/exports` |
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 SIMULATOR_API_KEY = "sim-api-key"
 SIMULATOR_IDENTIFIER = "sim@example.com"
 SIMULATOR_PASSWORD = "sim-password"  # noqa: S105 - the simulator's published demo credential
+
+DEFAULT_SPLIT_THRESHOLD = 1000
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -49,6 +52,19 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -72,6 +88,8 @@ class CapitalSettings:
     password: str = field(repr=False)
     encrypted_password: bool = False
     rate_limit: float = 10.0
+    # No row cap is documented: an answer with this many rows may have been cut short.
+    split_threshold: int = DEFAULT_SPLIT_THRESHOLD
 
     @property
     def uses_simulator(self) -> bool:
@@ -83,6 +101,7 @@ def capital_settings(env: Mapping[str, str] | None = None) -> CapitalSettings:
     url = (env.get("CAPITAL_API_URL") or "").strip() or None
     rate = _positive_float(env, "CAPITAL_RATE_LIMIT", 10.0)
     encrypted = _bool(env, "CAPITAL_ENCRYPTED_PASSWORD", False)
+    split = _positive_int(env, "CAPITAL_SPLIT_THRESHOLD", DEFAULT_SPLIT_THRESHOLD)
     if url is None:
         return CapitalSettings(
             api_url=None,
@@ -91,6 +110,7 @@ def capital_settings(env: Mapping[str, str] | None = None) -> CapitalSettings:
             password=env.get("CAPITAL_PASSWORD") or SIMULATOR_PASSWORD,
             encrypted_password=encrypted,
             rate_limit=rate,
+            split_threshold=split,
         )
     if not url.startswith(("http://", "https://")):
         raise SettingsError(f"CAPITAL_API_URL must start with http:// or https://, got {url!r}")

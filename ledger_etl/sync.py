@@ -100,7 +100,7 @@ def sync_range(
     *,
     chart: ChartOfAccounts | None = None,
     on_window: Callable[[FetchRecord], None] | None = None,
-    split_threshold: int = 1000,
+    split_threshold: int | None = None,
     kind: str = "sync",
     run_params: dict[str, Any] | None = None,
     endpoints: Sequence[str] | None = None,
@@ -110,7 +110,8 @@ def sync_range(
     failed window (it is recorded, shows as a gap, and makes `report.ok` false).
 
     `endpoints` limits the sync to some endpoints; `ranges(account, endpoint, server_now)`
-    narrows what is fetched inside `[start, end)` (e.g. only gaps and the last days).
+    narrows what is fetched inside `[start, end)` (e.g. only gaps and the last days);
+    `split_threshold` overrides the client's (see `capital.history`).
     """
     if not start < end:
         raise SyncError(

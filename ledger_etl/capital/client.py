@@ -8,7 +8,8 @@ Retry policy (the only one in the package):
   one only if the session the replay was refused with had been accepted before (it expired
   again, e.g. while concurrent replays queued behind the rate limit), never for a session that
   was refused from the start, and never more than `max_attempts` times;
-- all retries are bounded by `max_attempts` and by `max_retry_seconds` in total.
+- all retries are bounded by `max_attempts` failed answers (a replay after a re-login is not
+  one) and by `max_retry_seconds` in total.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from ledger_etl.settings import CapitalSettings
+from ledger_etl.settings import DEFAULT_SPLIT_THRESHOLD, CapitalSettings
 
 from .auth import CST_HEADER, SECURITY_TOKEN_HEADER, SessionManager
 from .errors import (
@@ -130,6 +131,7 @@ class CapitalClient:
         *,
         encrypted_password: bool = False,
         rate_limit: float = 10.0,
+        split_threshold: int = DEFAULT_SPLIT_THRESHOLD,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_attempts: int = 6,
@@ -147,6 +149,10 @@ class CapitalClient:
         self.base_url = base_url.rstrip("/")
         self.identifier = identifier
         self.rate_limit = rate_limit
+        if split_threshold < 1:
+            raise ValueError(f"split_threshold must be at least 1, got {split_threshold}")
+        # History answers with this many rows are taken as possibly cut short (see history.py).
+        self.split_threshold = split_threshold
         self.backoff = Backoff(backoff_base, backoff_cap, max_attempts, max_retry_seconds)
         self._sleep = sleep
         self._monotonic = monotonic
@@ -189,6 +195,7 @@ class CapitalClient:
             raise ValueError("settings select the bundled simulator; pass its base_url")
         kw.setdefault("encrypted_password", settings.encrypted_password)
         kw.setdefault("rate_limit", settings.rate_limit)
+        kw.setdefault("split_threshold", settings.split_threshold)
         return cls(url, settings.api_key, settings.identifier, settings.password, **kw)
 
     def __repr__(self) -> str:
@@ -344,7 +351,10 @@ class CapitalClient:
             delay = None
             if retry == RETRY_ALWAYS or (retry == RETRY_READS and retry_transient):
                 elapsed = self._monotonic() - started
-                delay = self.backoff.delay(retries, attempts, elapsed, self._draw)
+                # Replays after a re-login are bounded apart (`_may_relogin`): the budget
+                # counts the answers that failed, not the sessions that expired.
+                failed = attempts - relogins
+                delay = self.backoff.delay(retries, failed, elapsed, self._draw)
             if delay is None:
                 raise error
             retries += 1

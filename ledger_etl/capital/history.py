@@ -14,8 +14,10 @@ per adjacent window, and is deduplicated by its natural key:
 Rows outside `[start, end]` of their window are reported as problems, never silently dropped.
 
 Truncation. No paging exists and no row cap is documented; a window with at least
-`split_threshold` rows is treated as possibly cut short, bisected and both halves re-fetched
-until every piece is below the threshold.
+`split_threshold` rows (the client's, `CAPITAL_SPLIT_THRESHOLD`, unless the caller passes one)
+is treated as possibly cut short, bisected and both halves re-fetched until every piece is below
+the threshold. A server cap below the threshold cannot be seen from one answer; the statement's
+reconciliation against the broker balance is what catches it.
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ def fetch_window(
     window: Window,
     *,
     parent: Window | None = None,
-    split_threshold: int = 1000,
+    split_threshold: int | None = None,
     min_split_span: timedelta = timedelta(seconds=2),
 ) -> FetchRecord:
     """Fetch one window (the caller has made `account_id` active) and describe the outcome."""
@@ -215,6 +217,8 @@ def fetch_window(
         )  # fmt: skip
     kept, problems = _keep_rows(spec, window, items)
     outcome, error_text = COMPLETE, None
+    if split_threshold is None:
+        split_threshold = client.split_threshold
     if len(items) >= split_threshold:
         if can_split(window, min_split_span):
             outcome = SPLIT
@@ -250,7 +254,7 @@ def fetch_history(
     start: datetime,
     end: datetime,
     *,
-    split_threshold: int = 1000,
+    split_threshold: int | None = None,
     max_workers: int | None = None,
     on_window: Callable[[FetchRecord], None] | None = None,
     min_split_span: timedelta = timedelta(seconds=2),
@@ -262,6 +266,7 @@ def fetch_history(
     Only an `AuthenticationError` aborts the fetch.
     """
     requested = Window(start, end)
+    threshold = client.split_threshold if split_threshold is None else split_threshold
     workers = max_workers or default_workers(client.rate_limit)
     records: list[FetchRecord] = []
     with client.account_lock, ThreadPoolExecutor(workers, f"capital-{spec.name}") as pool:
@@ -270,7 +275,7 @@ def fetch_history(
         def submit(window: Window, parent: Window | None) -> Future[FetchRecord]:
             return pool.submit(
                 fetch_window, client, account_id, spec, window, parent=parent,
-                split_threshold=split_threshold, min_split_span=min_split_span,
+                split_threshold=threshold, min_split_span=min_split_span,
             )  # fmt: skip
 
         planned = plan_windows(requested.start, requested.end, spec.max_span)

@@ -31,6 +31,7 @@ class CapitalApiResource(dg.ConfigurableResource):
     password: str | None = None
     encrypted_password: bool | None = None
     rate_limit: float | None = None
+    split_threshold: int | None = None
 
     @contextmanager
     def open_client(
@@ -40,7 +41,8 @@ class CapitalApiResource(dg.ConfigurableResource):
         overrides = {k: v for k, v in {
             "api_url": self.api_url, "api_key": self.api_key, "identifier": self.identifier,
             "password": self.password, "encrypted_password": self.encrypted_password,
-            "rate_limit": self.rate_limit}.items() if v is not None}  # fmt: skip
+            "rate_limit": self.rate_limit,
+            "split_threshold": self.split_threshold}.items() if v is not None}  # fmt: skip
         settings = replace(settings, **overrides)
         say = log.info if log is not None else logging.getLogger(__name__).info
         with open_client(settings, say=say) as client:

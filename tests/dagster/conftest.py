@@ -14,14 +14,12 @@ from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, make_server
 from tests.integration.ledger_helpers import account_ids
 
 
-def capital_for(server: SimulatorServer) -> CapitalApiResource:
-    return CapitalApiResource(
-        api_url=server.url,
-        api_key=API_KEY,
-        identifier=IDENTIFIER,
-        password=PASSWORD,
-        rate_limit=200.0,
-    )
+def capital_for(server: SimulatorServer, **overrides: object) -> CapitalApiResource:
+    options: dict[str, object] = {
+        "api_url": server.url, "api_key": API_KEY, "identifier": IDENTIFIER,
+        "password": PASSWORD, "rate_limit": 200.0, **overrides,
+    }  # fmt: skip
+    return CapitalApiResource(**options)
 
 
 @pytest.fixture(scope="session")

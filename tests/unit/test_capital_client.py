@@ -22,7 +22,7 @@ from ledger_etl.capital import (
     encrypt_password,
 )
 from ledger_etl.capital.ratelimit import RateLimiter
-from ledger_etl.settings import CapitalSettings
+from ledger_etl.settings import CapitalSettings, SettingsError, capital_settings
 
 API_KEY = "unit-api-key"
 IDENTIFIER = "me@example.com"
@@ -311,6 +311,17 @@ def test_from_settings():
     assert client.base_url == "http://127.0.0.1:8765" and client.rate_limit == 4.0
     assert repr(client) == "CapitalClient(base_url='http://127.0.0.1:8765', identifier='i')"
     client.close()
+
+
+def test_split_threshold_from_the_environment():
+    assert capital_settings({}).split_threshold == 1000
+    settings = capital_settings({"CAPITAL_SPLIT_THRESHOLD": "250"})
+    client = CapitalClient.from_settings(settings, base_url="http://127.0.0.1:8765")
+    assert client.split_threshold == 250
+    client.close()
+    for bad in ("0", "-3", "many", "1.5"):
+        with pytest.raises(SettingsError, match="CAPITAL_SPLIT_THRESHOLD"):
+            capital_settings({"CAPITAL_SPLIT_THRESHOLD": bad})
 
 
 # --- retry policy ---

@@ -222,6 +222,19 @@ def test_truncated_windows_are_split_until_complete():
     assert all(r.row_count < 50 for r in result.records if r.outcome == COMPLETE)
 
 
+def test_the_clients_split_threshold_applies_when_the_caller_names_none():
+    rows = [tx(str(i), T0 + timedelta(minutes=7 * i)) for i in range(200)]
+    api = HistoryApi({"A1": {"transactions": rows}})
+    api.cap = 50
+    client = make_client(api, split_threshold=50)
+    result = fetch_history(client, "A1", TRANSACTIONS, T0, T0 + timedelta(days=1))
+    assert len(result.rows) == 200 and result.gaps() == []
+    assert any(r.outcome == SPLIT for r in result.records)
+    # At the default threshold the same capped answers look whole: that is what it cannot see.
+    blind = fetch_history(make_client(api), "A1", TRANSACTIONS, T0, T0 + timedelta(days=1))
+    assert len(blind.rows) == 50 and not any(r.outcome == SPLIT for r in blind.records)
+
+
 def test_window_that_cannot_be_split_fails_and_leaves_a_gap():
     burst = T0 + timedelta(hours=2)
     rows = [tx(str(i), burst + timedelta(milliseconds=i)) for i in range(30)]

@@ -165,3 +165,38 @@ def test_a_fresh_session_that_dies_before_the_account_restore_logs_in_again():
         "GET /data",
     ]  # fmt: skip
 
+
+class FlakyApi(ExpiringApi):
+    """Also answers 503 to the requests `unavailable` picks."""
+
+    def __init__(self, kill_before, unavailable) -> None:
+        super().__init__(kill_before)
+        self.unavailable = unavailable
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.unavailable(request, self):
+            with self.lock:
+                self.calls.append(f"{request.method} {request.url.path.removeprefix('/api/v1')}")
+            return httpx.Response(503, json={"errorCode": "error.service.unavailable"})
+        return super().__call__(request)
+
+
+def test_a_replay_after_a_relogin_does_not_spend_the_retry_budget():
+    # Two attempts allowed: the expiry's replay is not a failed answer, so after it one 503
+    # can still be retried.
+    gets = {"n": 0}
+
+    def count_get(request):
+        if request.url.path.endswith("/data"):
+            gets["n"] += 1
+        return gets["n"]
+
+    api = FlakyApi(
+        kill_before=lambda request, api: request.url.path.endswith("/data") and gets["n"] == 1,
+        unavailable=lambda request, api: count_get(request) == 2,
+    )
+    client = make_client(api, max_attempts=2)
+    client.switch_account("A2")
+    response = client.request("GET", "/data")
+    assert response.body == {"active": "A2"}
+    assert (response.attempts, response.relogins) == (3, 1)
