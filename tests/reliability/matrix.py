@@ -114,13 +114,6 @@ CASES: tuple[Case, ...] = (
 
 BY_ID = {case.id: case for case in CASES}
 
-# Known intermittent failures, reported rather than hidden: these variants run, and their
-# result is recorded in docs/reliability.md, but an occasional failure does not fail the suite.
-KNOWN_FLAKY = {
-    ("schedule_and_backfill_together", "sqlite"): "two Dagster runs writing one SQLite ledger "
-    "at once pass most runs but failed one report run under heavy load; under investigation",
-}
-
 
 def params(*ids: str) -> list[object]:
     """(case id, backend) pairs for `pytest.mark.parametrize`, slow ones marked."""
@@ -131,7 +124,5 @@ def params(*ids: str) -> list[object]:
                 backend == "postgresql" and case_id in SLOW_ON_POSTGRESQL
             )
             marks = [pytest.mark.slow] if slow else []
-            if (case_id, backend) in KNOWN_FLAKY:
-                marks.append(pytest.mark.xfail(reason=KNOWN_FLAKY[case_id, backend], strict=False))
             pairs.append(pytest.param(case_id, backend, marks=marks, id=f"{case_id}-{backend}"))
     return pairs

@@ -261,7 +261,10 @@ def _outcome(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
     out, err = process.communicate(timeout=300)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     assert lines or process.returncode != 0, err[-3000:]
-    return process.returncode, json.loads(lines[-1]) if lines else {"stderr": err[-3000:]}
+    outcome = json.loads(lines[-1]) if lines else {}
+    if process.returncode != 0 or not all(outcome.get("checks", {}).values()):
+        outcome["stderr"] = err[-3000:]  # what a failing assertion shows, to tell why
+    return process.returncode, outcome
 
 
 def _dagster_world(
