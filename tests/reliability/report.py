@@ -40,12 +40,28 @@ FIXED = [
      "removed with their engine.", "tests/conftest.py",
      "tests/reliability/test_matrix.py::test_api_faults_through_the_cli (SQLite after "
      "PostgreSQL)"),
+    ("After a re-login, requests of other threads could go out on the fresh session before "
+     "PUT /session had restored the target account, reading the preferred account's history; "
+     "tokens are now handed out under the session lock.", "ledger_etl/capital/auth.py",
+     "tests/unit/test_capital_relogin.py::test_no_request_uses_a_fresh_session_before_its_"
+     "account_is_restored"),
+    ("A session expiring just before the account restore (`PUT /session`) aborted the whole "
+     "fetch with AuthenticationError; the restore now logs in again (up to 3 times).",
+     "ledger_etl/capital/auth.py", "tests/unit/test_capital_relogin.py::test_a_fresh_session_"
+     "that_dies_before_the_account_restore_logs_in_again"),
+    ("Replays after a session expiry spent the transient-retry budget, so a window could fail "
+     "after a few expiries and 503s; the budget now counts failed answers only.",
+     "ledger_etl/capital/client.py", "tests/unit/test_capital_relogin.py::test_a_replay_after_"
+     "a_relogin_does_not_spend_the_retry_budget"),
 ]  # fmt: skip
 
 NOTES = [
-    "A history answer silently capped below the client's split threshold (1,000 rows by default) "
-    "cannot be detected: no cap is documented, so a full window is the only signal. The "
-    "`truncated_windows` case therefore caps at the threshold the client uses.",
+    "A history answer silently capped below the client's split threshold (1,000 rows by default, "
+    "`CAPITAL_SPLIT_THRESHOLD`) cannot be detected in the answer: no cap is documented, so a full "
+    "window is the only signal. The `truncated_windows` case therefore caps at the threshold the "
+    "client uses; a cap below it is caught by the statement's reconciliation (DIFFERENCE, "
+    "`tests/dagster/test_faults.py::test_a_silent_cap_below_the_split_threshold_is_caught_by_the_"
+    "reconciliation`).",
     "The client re-logs in once per expired session, and again only for a session the API had "
     "accepted before; a session refused on its very first request ends the fetch (by design, so "
     "a broken login cannot loop). Expiry faults are therefore spaced (every 10th history "
