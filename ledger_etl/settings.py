@@ -19,12 +19,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 SIMULATOR_API_KEY = "sim-api-key"
 SIMULATOR_IDENTIFIER = "sim@example.com"
 SIMULATOR_PASSWORD = "sim-password"  # noqa: S105 - the simulator's published demo credential
 
 DEFAULT_SPLIT_THRESHOLD = 1000
+
+_Number = TypeVar("_Number", int, float)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -52,27 +55,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive(
+    env: Mapping[str, str], name: str, default: _Number, kind: type[_Number], what: str
+) -> _Number:
+    """A number above zero from `env[name]`, or `default` when unset or blank."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise SettingsError(f"{name} must be at least 1, got {raw!r}")
-    return value
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
     if not value > 0:
         raise SettingsError(f"{name} must be greater than zero, got {raw!r}")
     return value
@@ -99,9 +92,11 @@ class CapitalSettings:
 def capital_settings(env: Mapping[str, str] | None = None) -> CapitalSettings:
     env = os.environ if env is None else env
     url = (env.get("CAPITAL_API_URL") or "").strip() or None
-    rate = _positive_float(env, "CAPITAL_RATE_LIMIT", 10.0)
+    rate = _positive(env, "CAPITAL_RATE_LIMIT", 10.0, float, "a number")
     encrypted = _bool(env, "CAPITAL_ENCRYPTED_PASSWORD", False)
-    split = _positive_int(env, "CAPITAL_SPLIT_THRESHOLD", DEFAULT_SPLIT_THRESHOLD)
+    split = _positive(
+        env, "CAPITAL_SPLIT_THRESHOLD", DEFAULT_SPLIT_THRESHOLD, int, "a whole number"
+    )
     if url is None:
         return CapitalSettings(
             api_url=None,
