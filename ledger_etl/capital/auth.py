@@ -190,14 +190,6 @@ class SessionManager:
         with self._lock:
             return self._login_and_restore()
 
-    def ensure(self) -> None:
-        """Log in if no session exists yet (the first request of a client)."""
-        if self.state.has_tokens:
-            return
-        with self._lock:
-            if not self.state.has_tokens:
-                self._login_and_restore()
-
     def tokens(self) -> TokenSnapshot:
         """The tokens to send: logs in first if there are none, and never hands out those of a
         login whose account is still being restored (that thread holds the lock meanwhile; the
@@ -218,7 +210,8 @@ class SessionManager:
             return True
 
     def _login_and_restore(self) -> LoginSession:
-        for attempt in range(1, RESTORE_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             self._login_limiter.acquire()  # at most one POST /session per second per API key
             session = self._login_now()
             target = self.state.target_account_id
@@ -232,7 +225,7 @@ class SessionManager:
                 if error.error_code != SESSION_EXPIRED or attempt == RESTORE_ATTEMPTS:
                     raise
                 self._logger.info("session expired while restoring the account; logging in")
-        raise AssertionError("unreachable")  # the loop returns or raises
+                attempt += 1
 
     def _login_now(self) -> LoginSession:
         key_header = {API_KEY_HEADER: self._api_key}
@@ -272,7 +265,7 @@ class SessionManager:
 
     def switch_account(self, account_id: str) -> None:
         """Make `account_id` active now and after every future re-login."""
-        self.ensure()
+        self.tokens()  # log in first, so the login does not restore the account itself
         self.state.target_account_id = account_id
         self._put_account(account_id, allow_relogin=True)
 

@@ -266,7 +266,6 @@ def fetch_history(
     Only an `AuthenticationError` aborts the fetch.
     """
     requested = Window(start, end)
-    threshold = client.split_threshold if split_threshold is None else split_threshold
     workers = max_workers or default_workers(client.rate_limit)
     records: list[FetchRecord] = []
     with client.account_lock, ThreadPoolExecutor(workers, f"capital-{spec.name}") as pool:
@@ -275,7 +274,7 @@ def fetch_history(
         def submit(window: Window, parent: Window | None) -> Future[FetchRecord]:
             return pool.submit(
                 fetch_window, client, account_id, spec, window, parent=parent,
-                split_threshold=threshold, min_split_span=min_split_span,
+                split_threshold=split_threshold, min_split_span=min_split_span,
             )  # fmt: skip
 
         planned = plan_windows(requested.start, requested.end, spec.max_span)
