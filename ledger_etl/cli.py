@@ -249,7 +249,6 @@ def _print_sync(report: SyncReport) -> None:
 def sync_command(start: str, end: str, accounts: tuple[str, ...], database_url: str | None) -> None:
     """Fetch both history endpoints for [from, to) and upsert them into the ledger."""
     from ledger_etl.capital.errors import CapitalError
-    from ledger_etl.capital.history import FetchRecord
     from ledger_etl.sources import open_client
     from ledger_etl.sync import SyncError, planned_windows, sync_range
 
@@ -258,20 +257,16 @@ def sync_command(start: str, end: str, accounts: tuple[str, ...], database_url: 
     try:
         with open_client(say=lambda m: click.echo(m, err=True)) as client:
             total = planned_windows(first, last, len(accounts) or len(client.accounts()))
-            seen: set[tuple[str, str, object]] = set()
-
-            def progress(record: FetchRecord) -> None:
-                # Planned windows only: not the halves of a split, nor a failed window's retry.
-                key = (record.account_id, record.endpoint, record.window)
-                if record.parent is None and key not in seen:
-                    seen.add(key)
-                    bar.update(1)
-
             with click.progressbar(
                 length=total, label="fetching windows", file=sys.stderr, show_pos=True
             ) as bar:
                 report = sync_range(
-                    client, engine, first, last, accounts or None, on_window=progress
+                    client,
+                    engine,
+                    first,
+                    last,
+                    accounts or None,
+                    on_window=lambda r: bar.update(0 if r.parent else 1),
                 )
     except (SyncError, CapitalError) as exc:
         raise click.ClickException(str(exc)) from None

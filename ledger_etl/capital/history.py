@@ -13,11 +13,6 @@ per adjacent window, and is deduplicated by its natural key:
   rows are all kept.
 Rows outside `[start, end]` of their window are reported as problems, never silently dropped.
 
-Failures. A window whose answers kept failing transiently (5xx, resets, timeouts, 429s,
-malformed bodies) after the client's retries is fetched once more when every other window is
-done, when a burst of faults has often passed; only what fails then is a gap. Every attempt is
-kept as a record (the audit trail); `HistoryResult.failed` lists the windows still failed.
-
 Truncation. No paging exists and no row cap is documented; a window with at least
 `split_threshold` rows (the client's, `CAPITAL_SPLIT_THRESHOLD`, unless the caller passes one)
 is treated as possibly cut short, bisected and both halves re-fetched until every piece is below
@@ -38,14 +33,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    AuthenticationError,
-    CapitalError,
-    MalformedResponseError,
-    RateLimitedError,
-    TransientError,
-    WindowSplitError,
-)
+from .errors import AuthenticationError, CapitalError, MalformedResponseError, WindowSplitError
 from .models import Activity, RowProblem, Transaction, parse_activity, parse_transaction
 from .windows import ONE_DAY, Window, bisect, can_split, coverage_gaps, plan_windows
 
@@ -53,7 +41,6 @@ if TYPE_CHECKING:
     from .client import CapitalClient
 
 COMPLETE, SPLIT, FAILED = "complete", "split", "failed"
-TRANSIENT_ERRORS = (TransientError, RateLimitedError, MalformedResponseError)
 PROBE = timedelta(seconds=1)
 Row = Transaction | Activity
 
@@ -121,7 +108,6 @@ class FetchRecord:
     outcome: str  # COMPLETE | SPLIT | FAILED
     error: str | None = None
     parent: Window | None = None  # the window this one was split from
-    retryable: bool = False  # failed in a way a later attempt may not (see the docstring)
     rows: tuple[Row, ...] = field(default=(), repr=False)
     keys: tuple[tuple[Any, ...], ...] = field(default=(), repr=False)  # natural key per row
     problems: tuple[RowProblem, ...] = field(default=(), repr=False)
@@ -146,10 +132,7 @@ class HistoryResult:
 
     @property
     def failed(self) -> list[FetchRecord]:
-        """The last failed attempt of every window that no attempt fetched."""
-        fetched = {r.window for r in self.records if r.outcome != FAILED}
-        last = {r.window: r for r in self.records if r.outcome == FAILED}
-        return [r for window, r in last.items() if window not in fetched]
+        return [r for r in self.records if r.outcome == FAILED]
 
     def gaps(self) -> list[Window]:
         """Parts of the requested range no complete window covers."""
@@ -231,7 +214,6 @@ def fetch_window(
             attempts=getattr(error, "attempts", 1), relogins=0, row_count=0, body_sha256=None,
             min_ts=None, max_ts=None, duration_s=time.monotonic() - started, ids=(),
             outcome=FAILED, error=_describe_error(error),
-            retryable=isinstance(error, TRANSIENT_ERRORS),
         )  # fmt: skip
     kept, problems = _keep_rows(spec, window, items)
     outcome, error_text = COMPLETE, None
@@ -303,8 +285,6 @@ def fetch_history(
         if edge_probe:
             planned.append(Window(requested.start - PROBE, requested.start + PROBE))
         pending = {submit(w, None) for w in planned}
-        again: list[FetchRecord] = []  # windows to fetch once more when the rest is done
-        first_pass = True
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -315,12 +295,6 @@ def fetch_history(
                         on_window(record)
                     if record.outcome == SPLIT:
                         pending |= {submit(half, record.window) for half in bisect(record.window)}
-                    elif record.retryable and first_pass:
-                        again.append(record)
-                if not pending and again:
-                    first_pass = False
-                    pending = {submit(r.window, r.parent) for r in again}
-                    again = []
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -16,7 +16,7 @@ from ledger_etl.capital import (
     Window,
 )
 from ledger_etl.capital import history as _history
-from ledger_etl.capital.history import COMPLETE, FAILED, SPLIT, FetchRecord
+from ledger_etl.capital.history import COMPLETE, FAILED, SPLIT
 from ledger_etl.capital.ratelimit import RateLimiter
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -262,42 +262,6 @@ def test_failed_window_is_recorded_and_reported_as_gap():
     assert failed.outcome == FAILED and failed.http_status == 503 and failed.attempts == 3
     assert failed.error.startswith("TransientError: GET /history/transactions -> 503")
     assert result.gaps() == [Window(T0, T0 + timedelta(days=1))]
-
-
-def test_a_window_that_failed_transiently_is_fetched_again_when_the_rest_is_done():
-    rows = [tx("a", T0 + timedelta(hours=1)), tx("b", T0 + timedelta(days=1, hours=1))]
-    api = HistoryApi({"A1": {"transactions": rows}})
-    api.fail_from = {"2026-07-01T00:00:00"}
-    seen: list[FetchRecord] = []
-
-    def heal(record: FetchRecord) -> None:
-        seen.append(record)
-        if record.outcome == FAILED:
-            api.fail_from = set()  # the burst of 503s is over
-
-    client = make_client(api, max_attempts=3)
-    result = fetch_history(client, "A1", TRANSACTIONS, T0, T0 + timedelta(days=2), on_window=heal)
-    assert sorted(r.reference for r in result.rows) == ["a", "b"]
-    assert result.failed == [] and result.gaps() == []
-    first = [r for r in result.records if r.window == Window(T0, T0 + timedelta(days=1))]
-    assert [r.outcome for r in first] == [FAILED, COMPLETE]  # both attempts stay on record
-    assert seen[-1] is first[-1]  # the second pass comes after every other window
-
-
-def test_a_window_refused_with_a_4xx_is_not_fetched_again():
-    api = HistoryApi({"A1": {"transactions": []}})
-    original = api.__call__
-
-    def handler(request):
-        if request.url.path.endswith("/history/transactions"):
-            return httpx.Response(400, json={"errorCode": "error.invalid.from"})
-        return original(request)
-
-    client = make_client(api)
-    client._http._transport = httpx.MockTransport(handler)
-    result = fetch_history(client, "A1", TRANSACTIONS, T0, T0 + timedelta(days=1))
-    assert len(result.records) == len(result.failed) == 1  # asked once, never again
-    assert not any(r.retryable for r in result.records)
 
 
 def test_out_of_window_and_bad_rows_become_problems():
