@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import json
 import logging
 import os
 import pstats
@@ -96,7 +97,7 @@ def build_result(rows: int, seed: int) -> HistoryResult:
     step_ms = 86_400_000 // per_day
     models: list[Transaction] = []
     keys: list[tuple[Any, ...]] = []
-    raws: list[dict[str, Any]] = []
+    raws: list[str] = []
     windows: list[Window] = []
     records: list[FetchRecord] = []
     index = 0
@@ -108,7 +109,7 @@ def build_result(rows: int, seed: int) -> HistoryResult:
             raw = raw_row(rng, index, at)
             models.append(Transaction.model_validate(raw))
             keys.append((raw["reference"],))
-            raws.append(raw)
+            raws.append(json.dumps(raw, separators=(",", ":")))  # the row's text in the body
             windows.append(window)
             index += 1
         kept = models[first:index]

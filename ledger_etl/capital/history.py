@@ -34,7 +34,15 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .errors import AuthenticationError, CapitalError, MalformedResponseError, WindowSplitError
-from .models import Activity, RowProblem, Transaction, parse_activity, parse_transaction
+from .models import (
+    Activity,
+    RowProblem,
+    Transaction,
+    array_item_texts,
+    dump_row,
+    parse_activity,
+    parse_transaction,
+)
 from .windows import ONE_DAY, Window, bisect, can_split, coverage_gaps, plan_windows
 
 if TYPE_CHECKING:
@@ -111,7 +119,7 @@ class FetchRecord:
     rows: tuple[Row, ...] = field(default=(), repr=False)
     keys: tuple[tuple[Any, ...], ...] = field(default=(), repr=False)  # natural key per row
     problems: tuple[RowProblem, ...] = field(default=(), repr=False)
-    raws: tuple[dict[str, Any], ...] = field(default=(), repr=False)  # each row as received
+    raws: tuple[str, ...] = field(default=(), repr=False)  # each row's JSON text as received
 
     @property
     def window(self) -> Window:
@@ -127,7 +135,7 @@ class HistoryResult:
     rows: list[Row]  # deduplicated, sorted by (timestamp, natural key)
     keys: list[tuple[Any, ...]]  # natural key of each row, same order
     problems: list[RowProblem]
-    raws: list[dict[str, Any]] = field(default_factory=list)  # each row as received, same order
+    raws: list[str] = field(default_factory=list)  # each row's JSON text as received, same order
     windows: list[Window] = field(default_factory=list)  # the window each row was kept from
 
     @property
@@ -154,12 +162,12 @@ def _describe_error(error: Exception) -> str:
 
 
 def _keep_rows(
-    spec: EndpointSpec, window: Window, items: list[Any]
-) -> tuple[list[tuple[Row, tuple[Any, ...], dict[str, Any]]], list[RowProblem]]:
-    """Parse, boundary-filter and key the rows of one response."""
+    spec: EndpointSpec, window: Window, items: list[Any], texts: list[str]
+) -> tuple[list[tuple[Row, tuple[Any, ...], str]], list[RowProblem]]:
+    """Parse, boundary-filter and key the rows of one response (`texts`: each item's JSON)."""
     problems: list[RowProblem] = []
-    parsed: list[tuple[Row, dict[str, Any]]] = []
-    for item in items:
+    parsed: list[tuple[Row, Any, str]] = []
+    for item, item_text in zip(items, texts, strict=True):
         row = spec.parse(item)
         if isinstance(row, RowProblem):
             problems.append(row)
@@ -167,17 +175,17 @@ def _keep_rows(
             reason = f"{spec.time_field} {row.date_utc.isoformat()} outside window {window}"
             problems.append(RowProblem(row=item, reason=reason))
         else:
-            parsed.append((row, item))
+            parsed.append((row, item, item_text))
     # Identical content is numbered in the order of the full raw row, not of the response, so
     # two windows returning the same rows in a different order still agree on the numbers.
     parsed.sort(key=lambda p: (_sortable(spec.content_key(p[0])), _canonical(p[1])))
     seen: Counter[tuple[Any, ...]] = Counter()
     kept = []
-    for row, item in parsed:
+    for row, _, item_text in parsed:
         content = spec.content_key(row)
         key = (*content, seen[content]) if spec.number_duplicates else content
         seen[content] += 1
-        kept.append((row, key, item))
+        kept.append((row, key, item_text))
     return kept, problems
 
 
@@ -215,7 +223,10 @@ def fetch_window(
             min_ts=None, max_ts=None, duration_s=time.monotonic() - started, ids=(),
             outcome=FAILED, error=_describe_error(error),
         )  # fmt: skip
-    kept, problems = _keep_rows(spec, window, items)
+    texts = array_item_texts(response.raw, spec.key)
+    if texts is None or len(texts) != len(items):
+        texts = [dump_row(item) for item in items]
+    kept, problems = _keep_rows(spec, window, items, texts)
     outcome, error_text = COMPLETE, None
     if split_threshold is None:
         split_threshold = client.split_threshold
@@ -307,7 +318,7 @@ def assemble(
     """Merge window records into one deduplicated, ordered result."""
     records = sorted(records, key=lambda r: (r.window_start, r.window_start - r.window_end))
     by_key: dict[tuple[Any, ...], Row] = {}
-    origin: dict[tuple[Any, ...], tuple[dict[str, Any], Window]] = {}
+    origin: dict[tuple[Any, ...], tuple[str, Window]] = {}
     problems: dict[tuple[str, str], RowProblem] = {}
     for record in records:
         if record.outcome == SPLIT:

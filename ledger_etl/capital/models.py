@@ -30,6 +30,68 @@ def decode_object(raw: bytes, expect_key: str | None = None) -> dict[str, Any]:
     return body
 
 
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_ITEM_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
+def array_item_texts(raw: bytes, key: str) -> list[str] | None:
+    """The text of each element of the body's top-level array `key`, exactly as received.
+
+    One pass over the body: each element is scanned once to find where it ends. None when the
+    body is not a UTF-8 JSON object holding that array (the caller decoded it already and knows
+    why); a repeated key takes its last array, as `json.loads` does.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    scan, ws = _ITEM_DECODER.scan_once, _WHITESPACE.match
+    texts: list[str] | None = None
+    try:
+        at = ws(text, 0).end()
+        if text[at] != "{":
+            return None
+        at = ws(text, at + 1).end()
+        while text[at] != "}":
+            name, at = scan(text, at)
+            at = ws(text, at).end()
+            if text[at] != ":":
+                return None
+            at = ws(text, at + 1).end()
+            if name == key and text[at] == "[":
+                texts = []
+                at = ws(text, at + 1).end()
+                while text[at] != "]":
+                    _, end = scan(text, at)
+                    texts.append(text[at:end])
+                    at = ws(text, end).end()
+                    if text[at] == ",":
+                        at = ws(text, at + 1).end()
+                    elif text[at] != "]":
+                        return None
+                at += 1
+            else:
+                _, at = scan(text, at)
+            at = ws(text, at).end()
+            if text[at] == ",":
+                at = ws(text, at + 1).end()
+            elif text[at] != "}":
+                return None
+    except (IndexError, StopIteration, ValueError, RecursionError):
+        return None
+    return texts
+
+
+# One encoder, built once: `json.dumps` with options constructs a new one per call.
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def dump_row(row: Any) -> str:
+    """Compact JSON of a decoded row, Decimal numbers as exact strings: the stored text of a row
+    whose original text is not at hand (a body `array_item_texts` could not split)."""
+    return _ROW_ENCODER.encode(row)
+
+
 # --- enums from the vendor documentation (reference §2, §3); unknown values are flagged ---
 
 ACTIVITY_SOURCES = frozenset({"CLOSE_OUT", "DEALER", "SL", "SYSTEM", "TP", "USER"})

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, and_, insert, select, update
 
 from ledger_etl import __version__
 from ledger_etl.capital.history import HistoryResult
-from ledger_etl.capital.models import Account, Activity, Transaction
+from ledger_etl.capital.models import Account, Activity, Transaction, dump_row
 from ledger_etl.capital.windows import Window, coverage_gaps
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.chart import ChartOfAccounts
@@ -33,7 +33,6 @@ from ledger_etl.ledger.store import (
     StagedActivity,
     StagedTransaction,
     WriteCounts,
-    dumps_raw,
 )
 
 
@@ -166,17 +165,16 @@ def _staged_transactions(
     for row, raw, window in zip(result.rows, result.raws, result.windows, strict=True):
         if not isinstance(row, Transaction):
             continue
-        raw_text = dumps_raw(raw)
         normalized = normalize_transaction(account_id, row, chart)
         if isinstance(normalized, Rejected):
             quarantined.append(
                 QuarantineRow(
-                    account_id, endpoint, raw_text, normalized.reason, window.start, window.end
+                    account_id, endpoint, raw, normalized.reason, window.start, window.end
                 )
             )
             continue
         summary.flagged += bool(normalized.flags)
-        yield StagedTransaction(normalized, raw_text, window.start, window.end)
+        yield StagedTransaction(normalized, raw, window.start, window.end)
 
 
 def ingest_history(
@@ -189,7 +187,7 @@ def ingest_history(
     """Store one fetched range atomically; re-running it any number of times changes nothing."""
     summary = IngestSummary(result.account_id, result.endpoint, rows=len(result.rows))
     quarantined: list[QuarantineRow] = [
-        QuarantineRow(result.account_id, result.endpoint, dumps_raw(p.row), p.reason)
+        QuarantineRow(result.account_id, result.endpoint, dump_row(p.row), p.reason)
         for p in result.problems
     ]
     staged_act: list[StagedActivity] = []
@@ -206,7 +204,7 @@ def ingest_history(
                 StagedActivity(
                     activity,
                     int(key[-1]),
-                    dumps_raw(raw),
+                    raw,
                     window.start,
                     window.end,
                 )

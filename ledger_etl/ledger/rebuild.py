@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Engine, and_, func, select
 
@@ -46,7 +47,7 @@ def renormalize(
     staged: list[StagedTransaction] = []
     rejected: list[QuarantineRow] = []
     for row in rows:
-        parsed = parse_transaction(json.loads(row.raw))
+        parsed = parse_transaction(json.loads(row.raw, parse_float=Decimal))
         if not isinstance(parsed, Transaction):
             rejected.append(
                 QuarantineRow(

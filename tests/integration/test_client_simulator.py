@@ -15,6 +15,7 @@ consecutive ranges together lose and double nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import traceback
@@ -128,8 +129,12 @@ KIND = {"transactions": "transactions", "activity": "activities"}
 STAMP = {"transactions": "dateUtc", "activity": "dateUTC"}
 
 
-def row_key(endpoint: str, raw: dict[str, Any]) -> tuple[Any, ...]:
-    """What must match: the reference and amount of a transaction; the identity of an activity."""
+def row_key(endpoint: str, raw: dict[str, Any] | str) -> tuple[Any, ...]:
+    """What must match: the reference and amount of a transaction; the identity of an activity.
+
+    `raw` is a server row, or a fetched row's JSON text as the client kept it."""
+    if isinstance(raw, str):
+        raw = json.loads(raw, parse_float=Decimal)
     if endpoint == "transactions":
         return (raw["reference"], Decimal(str(raw["size"])))
     return tuple(raw[k] for k in ("dateUTC", "dealId", "type", "status", "source"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -89,6 +91,36 @@ def test_resync_of_a_stored_month_adds_zero_rows(
     assert last_runs == {second.run_id}  # raw rows remember the last run that saw them
     assert count(ledger_engine, s.runs) == 2
     assert count(ledger_engine, s.balance_observations) == 4  # two accounts, two syncs
+
+
+def test_raw_rows_are_stored_as_the_api_sent_them(
+    shared_sim: SimulatorServer, ledger_engine: Engine
+) -> None:
+    """The raw tables keep each row's JSON text from the response body, numbers as numbers."""
+    start, end = datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 6, 9, tzinfo=UTC)
+    account = account_ids(shared_sim)[0]
+    assert sync(shared_sim, ledger_engine, start, end, [account]).ok
+    for kind, key, table in (
+        ("transactions", "transactions", s.raw_transactions),
+        ("activity", "activities", s.raw_activities),
+    ):
+        response = httpx.get(
+            f"{shared_sim.url}/_sim/truth/{kind}",
+            timeout=120,
+            params={"account": account, "from": start.isoformat(), "to": end.isoformat()},
+        )
+        response.raise_for_status()
+        expected = json.loads(response.text, parse_float=Decimal)[key]
+        with ledger_engine.connect() as conn:
+            raws = conn.execute(
+                select(table.c.raw).where(
+                    table.c.account_id == account, table.c.date_utc >= start, table.c.date_utc < end
+                )
+            ).scalars()
+            stored = [json.loads(raw, parse_float=Decimal) for raw in raws]
+        assert len(stored) == len(expected) > 10
+        canonical = sorted(json.dumps(r, sort_keys=True, default=repr) for r in stored)
+        assert canonical == sorted(json.dumps(r, sort_keys=True, default=repr) for r in expected)
 
 
 def test_overlapping_ranges_never_double(

@@ -9,7 +9,9 @@ from ledger_etl.capital.models import (
     Activity,
     RowProblem,
     Transaction,
+    array_item_texts,
     decode_object,
+    dump_row,
     parse_account,
     parse_activity,
     parse_transaction,
@@ -188,3 +190,56 @@ def test_account_balance_decimals():
     assert account.balance.profit_loss == Decimal("2.51")
     assert account.extra_fields == {"symbol": "$"}
     assert isinstance(parse_account({"accountName": "x"}), RowProblem)
+
+
+# --- each row's text as received ----------------------------------------------------------------
+
+
+def test_array_item_texts_keeps_each_row_exactly_as_sent():
+    texts = array_item_texts(ACTIVITY_BODY, "activities")
+    assert texts is not None and len(texts) == 1
+    assert texts[0].startswith('{"date": "2022-01-17T18:09:47.344"') and texts[0].endswith("}}")
+    assert '"size": 0.1' in texts[0] and '"profitLevel": 80' in texts[0]  # numbers stay numbers
+    decoded = decode_object(ACTIVITY_BODY)["activities"][0]
+    assert json.loads(texts[0], parse_float=Decimal) == decoded
+
+
+def test_array_item_texts_handles_spacing_unicode_nesting_and_an_empty_array():
+    body = (
+        ' \n{ "other" : {"transactions": [1]} ,"transactions" :[ {"note":"Zürich \\u00e9 [x], {y}"}'
+        ' ,\n\t{"size":-1.50,"a":[{"b":null}]} ], "tail": true }\n'
+    ).encode()
+    assert array_item_texts(body, "transactions") == [
+        '{"note":"Zürich \\u00e9 [x], {y}"}',
+        '{"size":-1.50,"a":[{"b":null}]}',
+    ]
+    assert array_item_texts(b'{"transactions": []}', "transactions") == []
+
+
+def test_array_item_texts_takes_the_last_of_a_repeated_key_as_json_loads_does():
+    body = b'{"transactions": [{"a": 1}], "transactions": [{"b": 2}, {"c": 3}]}'
+    assert array_item_texts(body, "transactions") == ['{"b": 2}', '{"c": 3}']
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"[]",
+        b'{"transactions": [{"a": 1}',
+        b'{"transactions": [{"a": 1} {"b": 2}]}',
+        b'{"transactions" [1]}',
+        b'{"transactions": [1]',
+        '{"transactions": ["caf\u00e9"]}'.encode("utf-16"),
+    ],
+)
+def test_array_item_texts_gives_up_on_what_it_cannot_split(body):
+    assert array_item_texts(body, "transactions") is None  # the caller falls back: no bad split
+
+
+def test_array_item_texts_without_the_key_is_none():
+    assert array_item_texts(b'{"activities": [1]}', "transactions") is None
+
+
+def test_dump_row_keeps_decimal_digits():
+    assert dump_row({"size": Decimal("-80.430"), "n": "é"}) == '{"size":"-80.430","n":"é"}'
