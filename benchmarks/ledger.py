@@ -13,6 +13,9 @@ timed), then times:
     target: upsert and re-upsert >= 150,000 rows/s on both backends
 
 `--verbose` prints the writer's per-phase timings; `--profile` adds a cProfile of the upsert.
+`--floor` adds what the database alone costs: the finished ledger and raw rows (normalized and
+encoded before the clock starts) written straight into the empty tables of a fresh database, in
+one transaction, with no staging and no conflict handling. No upsert can be faster than that.
 """
 
 from __future__ import annotations
@@ -43,9 +46,17 @@ from sqlalchemy import Engine, text
 from ledger_etl.capital.history import COMPLETE, FetchRecord, HistoryResult
 from ledger_etl.capital.models import Transaction
 from ledger_etl.capital.windows import Window
+from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.chart import DEFAULT_TYPES, ChartOfAccounts
 from ledger_etl.ledger.db import make_engine, upgrade
-from ledger_etl.ledger.ingest import IngestSummary, finish_run, ingest_history, start_run
+from ledger_etl.ledger.ingest import (
+    IngestSummary,
+    _staged_transactions,
+    finish_run,
+    ingest_history,
+    start_run,
+)
+from ledger_etl.ledger.store import LedgerWriter
 
 TARGET_ROWS_PER_S = 150_000
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -197,6 +208,37 @@ def naive_baseline(engine: Engine, result: HistoryResult) -> None:
             conn.exec_driver_sql("ALTER TABLE naive_tx_dedup RENAME TO naive_tx")
 
 
+# -- the database floor ----------------------------------------------------------------------------
+def database_floor(engine: Engine, result: HistoryResult, chart: ChartOfAccounts) -> Timing:
+    """Time a plain bulk write of the finished rows into empty tables (see the docstring)."""
+    run_id = start_run(engine, "benchmark-floor", {"rows": len(result.rows)})
+    summary = IngestSummary(result.account_id, result.endpoint)
+    with engine.connect() as conn:
+        writer = LedgerWriter(conn, run_id)
+        staged = writer._tx_tuples(_staged_transactions(result, chart, [], summary))
+    entries = [(*t[:14], run_id, run_id) for t in staged]
+    raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_id, run_id) for t in staged]
+    del staged
+
+    def write() -> None:
+        with engine.begin() as conn:
+            driver = conn.connection.driver_connection
+            for table, rows in ((s.ledger_entries, entries), (s.raw_transactions, raws)):
+                columns = ", ".join(table.c.keys())  # the order the tuples above follow
+                if engine.dialect.name == "postgresql":
+                    with driver.cursor() as cursor:  # type: ignore[union-attr]
+                        with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+                            for row in rows:
+                                copy.write_row(row)
+                else:
+                    marks = ", ".join("?" * len(rows[0]))
+                    driver.executemany(  # type: ignore[union-attr]
+                        f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows
+                    )
+
+    return timed("floor", len(entries), write)
+
+
 # -- measuring -------------------------------------------------------------------------------------
 @dataclass
 class Timing:
@@ -285,6 +327,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--verbose", action="store_true", help="per-phase timings of the writer")
     parser.add_argument("--profile", action="store_true", help="cProfile the first upsert")
+    parser.add_argument(
+        "--floor", action="store_true", help="also time a plain bulk write of the finished rows"
+    )
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be positive")
@@ -313,9 +358,15 @@ def main(argv: list[str] | None = None) -> int:
         if backend == "sqlite":
             with sqlite_engine() as engine:
                 ok = bench_backend("SQLite", engine, result, args.profile) and ok
+            if args.floor:
+                with sqlite_engine() as engine:
+                    database_floor(engine, result, ChartOfAccounts())
         else:
             with postgres_engine(args.postgres_url) as engine:
                 ok = bench_backend("PostgreSQL", engine, result, args.profile) and ok
+            if args.floor:
+                with postgres_engine(args.postgres_url) as engine:
+                    database_floor(engine, result, ChartOfAccounts())
     return 0 if ok else 1
 
 
