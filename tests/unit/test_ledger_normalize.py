@@ -23,6 +23,7 @@ from ledger_etl.ledger.normalize import (
     normalize_currency,
     normalize_transaction,
 )
+from ledger_etl.ledger.schema import to_units
 
 DOCUMENTED_TYPES = """INACTIVITY_FEE RESERVE VOID UNRESERVE WRITE_OFF_OR_CREDIT CREDIT_FACILITY
 FX_COMMISSION COMPLAINT_SETTLEMENT DEPOSIT WITHDRAWAL REFUND WITHDRAWAL_MONEY_BACK TRADE SWAP
@@ -64,6 +65,23 @@ def test_normalized_trade() -> None:
     assert row.amount == Decimal("-80.43") and row.currency == "USD"
     assert row.currency_raw == "USDd" and row.ledger_account == "4000" and row.flags == ""
     assert row.posted_at.isoformat() == "2026-07-01T23:46:31.281000+00:00"
+
+
+@pytest.mark.parametrize(
+    ("size", "spelled"),
+    [("20.00", "20"), ("-0.00", "0"), ("0", "0"), ("1.50", "1.5"), ("-100", "-100"),
+     ("0.00000001", "0.00000001"), ("1234567890123456789012345678901", None)],
+)  # fmt: skip
+def test_amounts_come_out_in_their_plain_spelling(size: str, spelled: str | None) -> None:
+    row = normalize_transaction("A1", _tx(size=size), ChartOfAccounts())
+    if spelled is None:
+        assert isinstance(row, Rejected) and "out of range" in row.reason
+        return
+    assert isinstance(row, LedgerRow)
+    # The same Decimal as the plain spelling parses to (20, not 2E+1), equal to what was sent.
+    assert row.amount.as_tuple() == Decimal(spelled).as_tuple() and row.amount == Decimal(size)
+    units = int(row.amount.scaleb(8))  # what the SQLite bulk path stores
+    assert units == to_units(Decimal(size))
 
 
 def test_same_value_same_hash_different_value_different_hash() -> None:
