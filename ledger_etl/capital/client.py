@@ -14,6 +14,7 @@ Retry policy (the only one in the package):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -43,7 +44,7 @@ from .errors import (
     error_code_of,
 )
 from .models import Account, LoginSession, decode_object, describe_validation_error
-from .ratelimit import Backoff, RateLimiter, limiters_for_key
+from .ratelimit import Backoff, RateLimiter, limiters_for_key, release_key
 
 LOGGER_NAME = "ledger_etl.capital"
 API_PREFIX = "/api/v1"
@@ -159,8 +160,10 @@ class CapitalClient:
         self._random = rng or random.Random()
         self.logger = logger or logging.getLogger(LOGGER_NAME)
         mask_transport_logs()
+        self._release_key: Callable[[], None] | None = None
         if rate_limiter is None or login_limiter is None:
             shared = limiters_for_key(api_key, rate_limit)
+            self._release_key = functools.partial(release_key, api_key, rate_limit)
             rate_limiter = rate_limiter or shared.requests
             login_limiter = login_limiter or shared.logins
         self._limiter = rate_limiter
@@ -214,6 +217,9 @@ class CapitalClient:
 
     def close(self) -> None:
         self._http.close()
+        release, self._release_key = self._release_key, None
+        if release is not None:
+            release()  # this client's rate no longer holds the key's shared pace down
 
     # --- session (the logic lives in auth.SessionManager) ---
 

@@ -120,7 +120,15 @@ class KeyLimiters:
 
 
 LOGIN_RATE = 1.0
-_registry: dict[str, KeyLimiters] = {}
+
+
+@dataclass
+class _KeyEntry:
+    limiters: KeyLimiters
+    rates: list[float]  # the rate each live client of the key asked for
+
+
+_registry: dict[str, _KeyEntry] = {}
 _registry_lock = threading.Lock()
 
 
@@ -130,23 +138,38 @@ def key_fingerprint(api_key: str) -> str:
 
 
 def limiters_for_key(api_key: str, rate: float) -> KeyLimiters:
-    """The process-wide limiters of an API key, created on first use.
+    """The process-wide limiters of an API key, created on first use; pair with `release_key`.
 
-    If clients of the same key ask for different rates, the lowest one wins: the server's limit
-    is per key, so the most careful setting must hold for all of them.
+    The server's limit is per key, so every live client of a key shares one pace: the lowest
+    rate any of them asked for. When a client is released its rate no longer counts, so one
+    careful client does not slow the process down for good; the limiters (and the pauses and
+    recent starts they remember) outlive their clients, so sequential clients still keep pace.
     """
     fingerprint = key_fingerprint(api_key)
     with _registry_lock:
-        limiters = _registry.get(fingerprint)
-        if limiters is None:
-            limiters = KeyLimiters(
-                requests=RateLimiter(rate, guard=SERVER_WINDOW_GUARD),
-                logins=RateLimiter(LOGIN_RATE, guard=SERVER_WINDOW_GUARD),
+        entry = _registry.get(fingerprint)
+        if entry is None:
+            entry = _registry[fingerprint] = _KeyEntry(
+                KeyLimiters(
+                    requests=RateLimiter(rate, guard=SERVER_WINDOW_GUARD),
+                    logins=RateLimiter(LOGIN_RATE, guard=SERVER_WINDOW_GUARD),
+                ),
+                [],
             )
-            _registry[fingerprint] = limiters
-        elif rate < limiters.requests.rate:
-            limiters.requests.set_rate(rate)
-        return limiters
+        entry.rates.append(rate)
+        entry.limiters.requests.set_rate(min(entry.rates))
+        return entry.limiters
+
+
+def release_key(api_key: str, rate: float) -> None:
+    """A client of `api_key` that asked for `rate` is gone: the key's pace is recomputed."""
+    with _registry_lock:
+        entry = _registry.get(key_fingerprint(api_key))
+        if entry is None or rate not in entry.rates:
+            return
+        entry.rates.remove(rate)
+        if entry.rates:
+            entry.limiters.requests.set_rate(min(entry.rates))
 
 
 @dataclass(frozen=True)

@@ -313,6 +313,17 @@ def test_from_settings():
     client.close()
 
 
+def test_a_closed_client_leaves_the_shared_pace_of_its_key():
+    """Clients of one API key share a pace; a slow one, once closed, no longer slows others."""
+    slow = CapitalClient("http://127.0.0.1:8765", "pace-key", "i", "p", rate_limit=2.0)
+    fast = CapitalClient("http://127.0.0.1:8765", "pace-key", "i", "p", rate_limit=400.0)
+    assert fast._limiter is slow._limiter and fast._limiter.rate == 2.0
+    slow.close()
+    slow.close()  # closing twice releases once
+    assert fast._limiter.rate == 400.0
+    fast.close()
+
+
 def test_split_threshold_from_the_environment():
     assert capital_settings({}).split_threshold == 1000
     settings = capital_settings({"CAPITAL_SPLIT_THRESHOLD": "250"})

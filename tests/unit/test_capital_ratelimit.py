@@ -5,7 +5,13 @@ import threading
 
 import pytest
 
-from ledger_etl.capital.ratelimit import Backoff, RateLimiter, key_fingerprint, limiters_for_key
+from ledger_etl.capital.ratelimit import (
+    Backoff,
+    RateLimiter,
+    key_fingerprint,
+    limiters_for_key,
+    release_key,
+)
 
 
 class FakeClock:
@@ -105,6 +111,20 @@ def test_registry_shares_per_key_and_keeps_the_lowest_rate():
     fingerprint = key_fingerprint("registry-key-a")
     assert "registry-key-a" not in fingerprint and len(fingerprint) == 64
     assert "registry-key-a" not in repr(a)
+
+
+def test_a_released_client_no_longer_holds_the_key_pace_down():
+    slow = limiters_for_key("registry-key-c", 2)
+    fast = limiters_for_key("registry-key-c", 50)
+    assert fast is slow and slow.requests.rate == 2  # the most careful live client wins
+    release_key("registry-key-c", 2)
+    assert slow.requests.rate == 50  # only the fast client is left
+    release_key("registry-key-c", 2)  # releasing what is not held changes nothing
+    assert slow.requests.rate == 50
+    release_key("registry-key-c", 50)
+    again = limiters_for_key("registry-key-c", 20)
+    assert again is slow and again.requests.rate == 20  # the same limiters, a fresh pace
+    release_key("registry-key-c", 20)
 
 
 def test_invalid_rate():
