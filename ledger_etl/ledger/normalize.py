@@ -14,7 +14,7 @@ from hashlib import sha256
 from typing import Any, NamedTuple
 
 from ledger_etl.capital.models import Activity, Transaction
-from ledger_etl.ledger.chart import SUSPENSE, ChartOfAccounts
+from ledger_etl.ledger.chart import ChartOfAccounts
 from ledger_etl.ledger.schema import MONEY_SCALE
 
 # Active ISO 4217 codes (and the precious-metal and SDR codes that brokers use).
@@ -150,10 +150,8 @@ def normalize_transaction(
     if posted_at.tzinfo is not UTC:
         posted_at = posted_at.astimezone(UTC)
     transaction_type = tx.transaction_type
-    ledger_account = chart.types.get(transaction_type)
-    flag_text = ""
-    if ledger_account is None:
-        ledger_account, flag_text = SUSPENSE, "unknown_type"
+    ledger_account, known = chart.account_for(transaction_type)
+    flag_text = "" if known else "unknown_type"
     note = tx.note
     if note is not None and (len(note) > MAX_NOTE or not note.isprintable()):
         note, note_changed = clean_text(note)
