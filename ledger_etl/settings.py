@@ -11,12 +11,20 @@
 | CAPITAL_SPLIT_THRESHOLD | rows at which a history answer counts as cut short (bisected) | `1000` |
 | LEDGER_DATABASE_URL | ledger SQLAlchemy URL | `sqlite:///<project>/var/ledger.sqlite` |
 | LEDGER_EXPORT_DIR | where statements are written | `<project>/var/exports` |
+| LEDGER_CHART_OF_ACCOUNTS | JSON file overriding the chart of accounts | the built-in chart |
+| LEDGER_CLOSE_DAY, LEDGER_CLOSE_HOUR | day (1-28) and UTC hour of the monthly close | `2`, `6` |
+| DAGSTER_HOME | the Dagster instance (demo and `make dev`) | `<project>/dagster_home` |
+| LEDGER_ETL_KILL_AT | crash-test hook: SIGKILL at a named point (`ledger/faultpoints.py`) | unset |
+
+Every environment read and write of the package is in this module, so that what a command or a
+run uses can be traced to one place.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -125,6 +133,7 @@ def capital_settings(env: Mapping[str, str] | None = None) -> CapitalSettings:
         password=env["CAPITAL_PASSWORD"],
         encrypted_password=encrypted,
         rate_limit=rate,
+        split_threshold=split,
     )
 
 
@@ -140,3 +149,71 @@ def export_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     raw = (env.get("LEDGER_EXPORT_DIR") or "").strip()
     return Path(raw).expanduser() if raw else project_root() / "var" / "exports"
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class CloseSchedule:
+    """When the monthly close runs: `day` of the month at `hour` UTC."""
+
+    day: int = 2
+    hour: int = 6
+
+
+def close_schedule(env: Mapping[str, str] | None = None) -> CloseSchedule:
+    env = os.environ if env is None else env
+    return CloseSchedule(
+        day=_bounded(env, "LEDGER_CLOSE_DAY", 2, 1, 28),
+        hour=_bounded(env, "LEDGER_CLOSE_HOUR", 6, 0, 23),
+    )
+
+
+def chart_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """The chart-of-accounts override file, or None for the built-in chart."""
+    env = os.environ if env is None else env
+    raw = (env.get("LEDGER_CHART_OF_ACCOUNTS") or "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def kill_point(env: Mapping[str, str] | None = None) -> str | None:
+    """The crash-test hook `LEDGER_ETL_KILL_AT` (`<point>` or `<point>:<n>`), or None."""
+    env = os.environ if env is None else env
+    return (env.get("LEDGER_ETL_KILL_AT") or "").strip() or None
+
+
+def dagster_home(env: Mapping[str, str] | None = None) -> Path:
+    """`$DAGSTER_HOME`, or the project's `dagster_home/`."""
+    env = os.environ if env is None else env
+    raw = (env.get("DAGSTER_HOME") or "").strip()
+    return Path(raw).expanduser() if raw else project_root() / "dagster_home"
+
+
+def export_environment(values: Mapping[str, str]) -> None:
+    """Set variables for this process and the processes it starts (Dagster runs read them)."""
+    os.environ.update(values)
+
+
+@contextmanager
+def environment_overlay(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` set in this process's environment for the block, then restored as they were."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -7,7 +7,6 @@ when the code location loads. The close schedule therefore ticks hourly and acts
 """
 
 import json
-import os
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -16,6 +15,7 @@ from ledger_etl.defs.assets import ledger_entries, monthly_statement, raw_activi
 from ledger_etl.defs.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 from ledger_etl.monthly import month_key, months_closed_within, previous_month_key
+from ledger_etl.settings import close_schedule
 
 close_month_job = dg.define_asset_job(
     "close_month",
@@ -27,16 +27,6 @@ sync_job = dg.define_asset_job(
     selection=[raw_transactions, raw_activity, ledger_entries],
     description="Fetch and normalize a month (no statement).",
 )
-
-
-def _int_env(name: str, default: int, low: int, high: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    value = int(raw)
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
 
 
 def _accounts(context: dg.ScheduleEvaluationContext | dg.SensorEvaluationContext) -> list[str]:
@@ -60,8 +50,8 @@ def monthly_close_schedule(
     """On the close day and hour (default the 2nd, 06:00 UTC): the previous month, every
     registered account."""
     now = _now(context)
-    day = _int_env("LEDGER_CLOSE_DAY", 2, 1, 28)
-    hour = _int_env("LEDGER_CLOSE_HOUR", 6, 0, 23)
+    close = close_schedule()
+    day, hour = close.day, close.hour
     if (now.day, now.hour) != (day, hour):
         return dg.SkipReason(f"the monthly close runs on day {day} at {hour:02d}:00 UTC")
     accounts = _accounts(context)

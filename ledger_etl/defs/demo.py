@@ -2,7 +2,6 @@
 into a persistent instance (so the runs are there when `dagster dev` opens afterwards)."""
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +14,12 @@ import dagster as dg
 from ledger_etl.defs.automation import discover_accounts
 from ledger_etl.defs.partitions import partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
-from ledger_etl.settings import capital_settings, project_root
+from ledger_etl.settings import (
+    capital_settings,
+    environment_overlay,
+    export_environment,
+)
+from ledger_etl.settings import dagster_home as settings_dagster_home
 from ledger_etl.statements.versions import scan_versions
 from ledger_etl.sync import last_complete_months
 
@@ -36,9 +40,9 @@ class DemoRow:
 
 def dagster_home() -> Path:
     """`$DAGSTER_HOME`, or the repository's `dagster_home/` (created with its dagster.yaml)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or project_root() / "dagster_home")
+    home = settings_dagster_home()
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
+    export_environment({"DAGSTER_HOME": str(home.resolve())})
     return home
 
 
@@ -58,22 +62,14 @@ def api_environment(say: Callable[[str], None], history_start: date) -> Iterator
         "CAPITAL_IDENTIFIER": settings.identifier,
         "CAPITAL_PASSWORD": settings.password,
     }
-    saved = {name: os.environ.get(name) for name in ("CAPITAL_API_URL", *values)}
     config = SimulatorConfig(world=WorldConfig(start=history_start))
     with SimulatorServer(config) as server:
         say(
             f"CAPITAL_API_URL is not set: using the bundled Capital.com simulator at {server.url}"
             f" (seed 42, accounts opened {history_start})"
         )
-        os.environ.update(values, CAPITAL_API_URL=server.url)
-        try:
+        with environment_overlay({**values, "CAPITAL_API_URL": server.url}):
             yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def run_demo(months: int, say: Callable[[str], None] = print) -> list[DemoRow]:

@@ -15,11 +15,12 @@ An unknown transaction type posts to the suspense account 9999 and the entry is 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ledger_etl.settings import chart_path
 
 SUSPENSE = "9999"
 
@@ -99,8 +100,7 @@ class ChartOfAccounts:
 def load_chart(path: Path | None = None) -> ChartOfAccounts:
     """The default chart, overridden by `path` or `$LEDGER_CHART_OF_ACCOUNTS` when given."""
     if path is None:
-        env = os.environ.get("LEDGER_CHART_OF_ACCOUNTS", "").strip()
-        path = Path(env) if env else None
+        path = chart_path()
     if path is None:
         return ChartOfAccounts()
     try:

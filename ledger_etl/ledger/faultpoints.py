@@ -13,12 +13,14 @@ import os
 import signal
 from collections import Counter
 
+from ledger_etl.settings import kill_point
+
 POINTS = ("after_fetch", "mid_upsert", "before_commit")
 _reached: Counter[str] = Counter()
 
 
 def checkpoint(name: str) -> None:
-    target = os.environ.get("LEDGER_ETL_KILL_AT")
+    target = kill_point()
     if not target:
         return
     point, _, nth = target.partition(":")
