@@ -175,7 +175,3 @@ def last_complete_months(now: datetime, count: int) -> list[tuple[datetime, date
         months.append((start, end))
         end = start
     return list(reversed(months))
-
-
-def month_window(start: datetime, end: datetime) -> Window:
-    return Window(start, end)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,11 +275,3 @@ def known_accounts(engine: Engine) -> list[str]:
             r[0]
             for r in conn.execute(select(s.accounts.c.account_id).order_by(s.accounts.c.account_id))
         ]
-
-
-def quarantine_reasons(engine: Engine, run_id: str | None = None) -> Iterable[tuple[str, str]]:
-    query = select(s.quarantine.c.account_id, s.quarantine.c.reason)
-    if run_id is not None:
-        query = query.where(s.quarantine.c.last_run_id == run_id)
-    with engine.connect() as conn:
-        return [(r.account_id, r.reason) for r in conn.execute(query)]

@@ -28,11 +28,9 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
-    Engine,
     and_,
     bindparam,
     column,
-    func,
     select,
     table,
     text,
@@ -432,11 +430,6 @@ def ledger_digest(connection: Connection, account_id: str | None = None) -> str:
     for row in connection.execute(acts):
         digest.update(f"A\x1f{row.account_id}\x1f{row.activity_key}\n".encode())
     return digest.hexdigest()
-
-
-def count_rows(engine: Engine, table: Any) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 @contextmanager

@@ -4,12 +4,14 @@ For each example of an endpoint the simulator implements, the request is sent as
 it (variables filled with the simulator's credentials, tokens and ids) and the answer must have
 the example's status code, and for a 200 every key of the example's JSON with the same JSON type
 (lists compared by the union of their elements' keys). The collection is vendor data kept outside
-the project (../shared/vendor/capital-api-postman/); without it the test is skipped.
+the project (../shared/vendor/capital-api-postman/); without it the test is skipped locally and
+fails in CI (CI=true), where the collection is always laid beside the checkout.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -232,8 +234,26 @@ def _busy_deal(api: ApiSession) -> str:
     return next(r["dealId"] for r in rows if r["type"] == "POSITION")
 
 
+def require_collection() -> None:
+    """Skip without the vendor collection; in CI its absence is a failure, never a skip."""
+    if EXAMPLES:
+        return
+    reason = f"vendor collection not found at {COLLECTION}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (the conformance replay must run in CI)")
+    pytest.skip(reason)
+
+
+def test_the_vendor_collection_is_present() -> None:
+    require_collection()
+    assert len(EXAMPLES) > 0
+
+
 @pytest.mark.vendor
-@pytest.mark.skipif(not EXAMPLES, reason=f"vendor collection not found at {COLLECTION}")
+@pytest.mark.skipif(
+    not EXAMPLES and os.environ.get("CI", "").lower() != "true",
+    reason=f"vendor collection not found at {COLLECTION}",
+)
 @pytest.mark.parametrize(
     "example",
     sorted(
@@ -280,8 +300,7 @@ def test_structure_comparison_catches_differences() -> None:
 
 
 def test_collection_covers_the_simulated_endpoints() -> None:
-    if not EXAMPLES:
-        pytest.skip(f"vendor collection not found at {COLLECTION}")
+    require_collection()
     covered = {e["path"].split("/")[1] for e in EXAMPLES if _in_scope(e)}
     assert {
         "time",

@@ -48,7 +48,7 @@ def test_close_schedule_defaults_and_bounds() -> None:
         ("LEDGER_CLOSE_DAY", "0"),
         ("LEDGER_CLOSE_HOUR", "24"),
         ("LEDGER_CLOSE_HOUR", "six"),
-        ("LEDGER_CLOSE_DAY", "２"),  # a full-width digit is not a number here
+        ("LEDGER_CLOSE_DAY", "\uff12"),  # a full-width digit is not a number here
     ]:
         with pytest.raises(SettingsError, match=name):
             close_schedule({name: bad})
