@@ -179,6 +179,7 @@ class SessionManager:
         self._logger = logger
         # Re-entrant: restoring the account issues a request that checks the session again.
         self._lock = threading.RLock()
+        self.streaming_host: str | None = None
 
     def __repr__(self) -> str:
         return f"SessionManager(identifier={self._identifier!r}, state={self.state!r})"
@@ -257,6 +258,7 @@ class SessionManager:
             reason = describe_validation_error(error)
             raise _malformed("POST", "/session", response, reason) from None
         self.state.active_account_id = session.current_account_id
+        self.streaming_host = session.streaming_host
         self._count("logins")
         self._logger.info("logged in; active account %s", session.current_account_id)
         return session

@@ -14,6 +14,7 @@ Retry policy (the only one in the package):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -21,7 +22,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +33,7 @@ from pydantic import ValidationError
 
 from ledger_etl.settings import DEFAULT_SPLIT_THRESHOLD, CapitalSettings
 
-from .auth import CST_HEADER, SECURITY_TOKEN_HEADER, SessionManager
+from .auth import CST_HEADER, SECURITY_TOKEN_HEADER, SessionManager, TokenSnapshot
 from .errors import (
     RETRY_ALWAYS,
     RETRY_READS,
@@ -185,9 +187,10 @@ class CapitalClient:
             logger=self.logger,
         )
         self._state = self._session.state
-        # History endpoints act on the session's active account: whoever switches account and
-        # fetches must hold this lock so fetches for different accounts never interleave.
-        self.account_lock = threading.RLock()
+        # Account-scoped endpoints act on the session's active account: `on_account` holds
+        # this lock for the whole scope, so work for different accounts never interleaves.
+        self._account_lock = threading.RLock()
+        self._account_depth = 0
 
     @classmethod
     def from_settings(
@@ -237,6 +240,53 @@ class CapitalClient:
 
     def logout(self) -> None:
         self._session.logout()
+
+    @contextmanager
+    def on_account(self, account_id: str) -> Iterator[CapitalClient]:
+        """Scope account-scoped calls (history, positions, orders) to `account_id`.
+
+        Holds the account lock for the block, so another thread's scope on another account
+        waits; switches the session's account when needed; a re-login inside the block
+        restores it before any request goes out. Threads that the block starts may issue
+        requests meanwhile: they act on this account. Scopes nest for the same account."""
+        with self._account_lock:
+            current = self._state.target_account_id
+            if not self._account_depth:
+                self._session.switch_account(account_id)
+            elif current != account_id:
+                raise ValueError(
+                    f"already scoped to account {current}; cannot nest a scope on {account_id}"
+                )
+            self._account_depth += 1
+            try:
+                yield self
+            finally:
+                self._account_depth -= 1
+
+    # --- what a streaming client needs ---
+
+    def session_tokens(self) -> TokenSnapshot:
+        """The current CST and X-SECURITY-TOKEN (logging in first if there are none).
+
+        The snapshot prints without its values; a WebSocket client sends them in every
+        message and calls `relogin(snapshot.generation)` when the stream reports them invalid.
+        """
+        return self._session.tokens()
+
+    def relogin(self, failed_generation: int) -> TokenSnapshot:
+        """Replace the tokens of `failed_generation` (once, whoever asks first) and return the
+        new ones; the active account is restored before they are handed out."""
+        self._session.refresh(failed_generation)
+        return self._session.tokens()
+
+    async def relogin_async(self, failed_generation: int) -> TokenSnapshot:
+        """`relogin` for asyncio code: runs in a worker thread, so the event loop keeps going."""
+        return await asyncio.to_thread(self.relogin, failed_generation)
+
+    @property
+    def streaming_host(self) -> str | None:
+        """The WebSocket host from the last session answer (`streamingHost`), or None."""
+        return self._session.streaming_host
 
     # --- convenience reads ---
 

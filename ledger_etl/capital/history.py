@@ -279,8 +279,10 @@ def fetch_history(
     requested = Window(start, end)
     workers = max_workers or default_workers(client.rate_limit)
     records: list[FetchRecord] = []
-    with client.account_lock, ThreadPoolExecutor(workers, f"capital-{spec.name}") as pool:
-        client.switch_account(account_id)
+    with (
+        client.on_account(account_id),
+        ThreadPoolExecutor(workers, f"capital-{spec.name}") as pool,
+    ):
 
         def submit(window: Window, parent: Window | None) -> Future[FetchRecord]:
             return pool.submit(

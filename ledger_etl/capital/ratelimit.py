@@ -7,6 +7,7 @@ under the limit instead of bouncing off it; backoff spaces the retries when it h
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import threading
@@ -24,6 +25,9 @@ WINDOW_SECONDS = 1.0
 # over a slightly longer window keeps a full-speed client out of the server's 429s for ~5% of
 # throughput; one 429 costs a whole second of everybody's pause.
 SERVER_WINDOW_GUARD = 0.05
+
+# How often an asyncio waiter looks again while a thread holds the turn.
+_ASYNC_POLL = 0.005
 
 
 class RateLimiter:
@@ -85,20 +89,41 @@ class RateLimiter:
             earliest = max(earliest, self._starts[0] + self._window)
         return earliest
 
+    def _claim(self) -> tuple[float | None, float]:
+        """(start, 0) when a request may start now (the slot is taken), else (None, wait)."""
+        with self._state:
+            now = self._monotonic()
+            earliest = self._earliest_locked()
+            if now + _EPSILON >= earliest:
+                start = max(now, earliest)
+                self._starts.append(start)
+                self._next_start = start + 1.0 / self._rate
+                return start, 0.0
+            return None, earliest - now
+
     def acquire(self) -> float:
         """Block until a request may start; return that start on the `monotonic` clock."""
         with self._turn:
             while True:
-                with self._state:
-                    now = self._monotonic()
-                    earliest = self._earliest_locked()
-                    if now + _EPSILON >= earliest:
-                        start = max(now, earliest)
-                        self._starts.append(start)
-                        self._next_start = start + 1.0 / self._rate
-                        return start
-                    delay = earliest - now
+                start, delay = self._claim()
+                if start is not None:
+                    return start
                 self._sleep(delay)
+
+    async def acquire_async(self) -> float:
+        """`acquire` for asyncio tasks: waits without blocking the event loop, and shares the
+        same slots with threads (a WebSocket client and REST fetches of one API key, say)."""
+        while True:
+            if self._turn.acquire(blocking=False):
+                try:
+                    start, delay = self._claim()
+                finally:
+                    self._turn.release()
+                if start is not None:
+                    return start
+            else:
+                delay = _ASYNC_POLL  # a thread is waiting for its turn; look again shortly
+            await asyncio.sleep(delay)
 
     def penalize(self, seconds: float) -> None:
         """Hold every sharing thread back for `seconds` from now (used after a 429)."""

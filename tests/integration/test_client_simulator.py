@@ -646,3 +646,65 @@ def test_no_credential_or_session_token_leaks_anywhere(caplog, monkeypatch):
     assert "GET /history/transactions" in swept and "retrying" in swept  # DEBUG and INFO lines
     for secret in (CANARY_KEY, CANARY_PASSWORD, CANARY_WRONG_PASSWORD, *issued):
         assert secret not in swept
+
+
+# --- account scoping and what a streaming client needs ---
+
+
+def test_threads_on_two_accounts_interleave_and_never_see_each_others_rows():
+    """One client, two threads, each fetching its own account many times over: every fetch
+    equals that account's ground truth, however the scopes interleave."""
+    with simulator() as server:
+        first, second = account_ids(server)[:2]
+        days = [at("2025-06-02T00:00:00") + i * UTC_DAY for i in range(4)]
+        errors: list[str] = []
+        switches: list[str] = []
+        with new_client(server) as client:
+
+            def work(account: str) -> None:
+                try:
+                    for day in days:
+                        result = fetch_history(client, account, TRANSACTIONS, day, day + UTC_DAY)
+                        check(server, result)
+                        switches.append(account)
+                except Exception:  # reported below with the traceback
+                    errors.append(traceback.format_exc())
+
+            threads = [threading.Thread(target=work, args=(a,)) for a in (first, second)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+        assert errors == []
+        assert sorted(switches) == sorted([first] * len(days) + [second] * len(days))
+
+
+def test_on_account_scopes_requests_and_refuses_a_nested_other_account():
+    with simulator() as server, new_client(server) as client:
+        first, second = account_ids(server)[:2]
+        with client.on_account(second):
+            assert client.active_account_id == second
+            assert client.session_info()["accountId"] == second
+            with client.on_account(second):  # the same account nests
+                assert client.session_info()["accountId"] == second
+            with pytest.raises(ValueError, match="already scoped"), client.on_account(first):
+                pass
+        with client.on_account(first):
+            assert client.session_info()["accountId"] == first
+
+
+def test_streaming_needs_tokens_host_and_an_async_relogin():
+    import asyncio
+
+    with simulator() as server, new_client(server) as client:
+        account = account_ids(server)[1]
+        with client.on_account(account):
+            tokens = client.session_tokens()
+            assert tokens.cst and tokens.security_token
+            assert "present=True" in repr(tokens) and tokens.cst not in repr(tokens)
+            assert client.streaming_host  # from the session answer
+            admin(server, "POST", "/sessions/expire")
+            fresh = asyncio.run(client.relogin_async(tokens.generation))
+            assert fresh.generation > tokens.generation and fresh.cst != tokens.cst
+            # the account was restored before the new tokens were handed out
+            assert client.session_info()["accountId"] == account

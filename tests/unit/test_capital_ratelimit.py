@@ -148,3 +148,42 @@ def test_backoff_full_jitter_and_budget():
     assert all(0 <= d <= 2 for d in draws) and len(set(draws)) > 150
     with pytest.raises(ValueError):
         Backoff(max_attempts=0)
+
+
+def test_threads_and_asyncio_tasks_share_one_pace():
+    """Starts claimed by threads and by asyncio tasks on one limiter together keep the bound:
+    never more than floor(rate) starts within any second (plus the guard)."""
+    import asyncio
+    import threading
+
+    limiter = RateLimiter(8.0, guard=0.05)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def thread_work() -> None:
+        for _ in range(6):
+            start = limiter.acquire()
+            with lock:
+                starts.append(start)
+
+    async def task_work() -> None:
+        for _ in range(6):
+            start = await limiter.acquire_async()
+            with lock:
+                starts.append(start)
+
+    async def main() -> None:
+        await asyncio.gather(task_work(), task_work())
+
+    threads = [threading.Thread(target=thread_work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    asyncio.run(main())
+    for thread in threads:
+        thread.join(30)
+    starts.sort()
+    assert len(starts) == 24
+    window = 1.0 + limiter.guard
+    for i, start in enumerate(starts):
+        within = [s for s in starts[i:] if s < start + window]
+        assert len(within) <= 8, f"{len(within)} starts within {window}s from {start}"
