@@ -287,8 +287,9 @@ def sync_command(start: str, end: str, accounts: tuple[str, ...], database_url: 
 @_DATABASE_OPTION
 def gaps_command(start: str, end: str, accounts: tuple[str, ...], database_url: str | None) -> None:
     """Print the parts of [from, to) the ledger has no complete fetch for; exit 1 if any."""
+    from ledger_etl.ledger.coverage import stored_gaps
     from ledger_etl.ledger.db import upgrade
-    from ledger_etl.ledger.ingest import known_accounts, stored_gaps
+    from ledger_etl.ledger.ingest import known_accounts
     from ledger_etl.sync import ENDPOINTS
 
     first, last = _range(start, end)

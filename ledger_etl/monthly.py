@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ledger_etl.capital.client import CapitalClient
-from ledger_etl.capital.windows import Window, merge_windows
+from ledger_etl.intervals import Window, merge_windows
+from ledger_etl.ledger.coverage import stored_gaps
 from ledger_etl.ledger.db import upgrade
-from ledger_etl.ledger.ingest import stored_gaps
 from ledger_etl.sync import SyncReport, sync_range
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")

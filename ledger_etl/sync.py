@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ledger_etl.capital.client import CapitalClient
-from ledger_etl.capital.history import ACTIVITY, TRANSACTIONS, FetchRecord, fetch_history
+from ledger_etl.capital.history import HISTORY_ENDPOINTS, FetchRecord, fetch_history
 from ledger_etl.capital.models import Account
 from ledger_etl.capital.windows import Window, plan_windows
 from ledger_etl.ledger.chart import ChartOfAccounts, load_chart
@@ -23,7 +23,7 @@ from ledger_etl.ledger.ingest import (
     start_run,
 )
 
-ENDPOINTS = (TRANSACTIONS, ACTIVITY)
+ENDPOINTS = HISTORY_ENDPOINTS
 
 
 class SyncError(ValueError):

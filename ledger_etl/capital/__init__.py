@@ -16,6 +16,7 @@ from .errors import (
 )
 from .history import (
     ACTIVITY,
+    HISTORY_ENDPOINTS,
     TRANSACTIONS,
     EndpointSpec,
     FetchRecord,
@@ -41,6 +42,7 @@ from .windows import Window, bisect, can_split, coverage_gaps, format_request_da
 
 __all__ = [
     "ACTIVITY",
+    "HISTORY_ENDPOINTS",
     "TRANSACTIONS",
     "Account",
     "AccountBalance",

@@ -94,6 +94,11 @@ ACTIVITY = EndpointSpec(
     number_duplicates=True,
 )
 
+# Every history endpoint the ledger keeps, in fetch order: the one registry that syncs,
+# coverage checks and statements iterate. A new history endpoint is a spec added here.
+HISTORY_ENDPOINTS: tuple[EndpointSpec, ...] = (TRANSACTIONS, ACTIVITY)
+HISTORY_ENDPOINT_NAMES: tuple[str, ...] = tuple(spec.name for spec in HISTORY_ENDPOINTS)
+
 
 @dataclass(frozen=True)
 class FetchRecord:

@@ -7,10 +7,11 @@ from typing import Any
 
 import dagster as dg
 
+from ledger_etl.capital.history import HISTORY_ENDPOINT_NAMES
 from ledger_etl.defs.assets import ledger_entries, monthly_statement
 from ledger_etl.defs.partitions import run_partitions
 from ledger_etl.defs.resources import LedgerResource
-from ledger_etl.ledger.ingest import stored_gaps
+from ledger_etl.ledger.coverage import stored_gaps
 from ledger_etl.ledger.rebuild import duplicate_keys, raw_without_entry
 from ledger_etl.monthly import month_bounds
 from ledger_etl.statements.build import build_statement
@@ -59,7 +60,7 @@ def coverage_complete(
                 f"[{g.start.isoformat()}, {g.end.isoformat()})"
                 for g in stored_gaps(ledger.engine(), account, endpoint, start, end)
             ]
-            for endpoint in ("transactions", "activity")
+            for endpoint in HISTORY_ENDPOINT_NAMES
         }
         detail[f"{account}|{month}"] = "complete"
         if any(gaps.values()):

@@ -14,9 +14,10 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, func, select
 
+from ledger_etl.capital.history import HISTORY_ENDPOINT_NAMES
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.chart import ChartOfAccounts, load_chart
-from ledger_etl.ledger.ingest import SETTLE, stored_gaps
+from ledger_etl.ledger.coverage import SETTLE, stored_gaps
 from ledger_etl.statements.model import (
     ActivityRecord,
     BalanceObservation,
@@ -29,7 +30,7 @@ from ledger_etl.statements.model import (
 )
 from ledger_etl.statements.paths import StatementError
 
-ENDPOINTS = ("transactions", "activity")
+ENDPOINTS = HISTORY_ENDPOINT_NAMES
 
 OBSERVATIONS_CONSIDERED = 50  # the newest broker balances tried for a reconciliation
 

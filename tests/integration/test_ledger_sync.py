@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from ledger_etl.ledger import schema as s
-from ledger_etl.ledger.ingest import stored_gaps
+from ledger_etl.ledger.coverage import stored_gaps
 from ledger_etl.ledger.store import ledger_digest
 from ledger_etl.simulator import SimulatorServer
 from tests.conftest import make_server
