@@ -9,7 +9,15 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import (
+    Context,
+    Decimal,
+    DecimalException,
+    Inexact,
+    Overflow,
+    Rounded,
+    localcontext,
+)
 from hashlib import sha256
 from typing import Any, NamedTuple
 
@@ -97,9 +105,15 @@ def _currency(raw: str) -> str | None:
         return code
 
 
+# Wide enough for any NUMERIC(38, 8) value and its intermediate spellings; a result that would
+# be rounded or overflow raises instead, so money is never silently changed.
+MONEY_CONTEXT = Context(prec=80, Emax=99, Emin=-99, traps=[Inexact, Rounded, Overflow])
+
+
 def canonical_amount(amount: Decimal) -> str:
     """One spelling per value: `20.0`, `20`, `20.00` all become `20`."""
-    text = format(amount.normalize(), "f")
+    with localcontext(MONEY_CONTEXT):
+        text = format(amount.normalize(), "f")
     return "0" if text in ("-0", "0") else text
 
 
@@ -121,7 +135,36 @@ _new_tuple = tuple.__new__
 _SEPARATOR = "\x1f"
 
 
+def _unstorable_text(values: tuple[str | None, ...], nul_checked: int) -> str | None:
+    """Why a text field cannot be stored alike on every backend: NUL, or a lone surrogate.
+
+    PostgreSQL refuses NUL in text where SQLite keeps it; the first `nul_checked` fields are
+    checked for it (later ones, free text, have control characters stripped instead).
+    """
+    for index, value in enumerate(values):
+        if value is None:
+            continue
+        if index < nul_checked and "\x00" in value:
+            return "text_nul: a text field holds a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text_surrogate: a text field holds a lone UTF-16 surrogate"
+    return None
+
+
 def normalize_transaction(
+    account_id: str, tx: Transaction, chart: ChartOfAccounts
+) -> LedgerRow | Rejected:
+    """One transaction as a ledger row, or the reason it cannot be one (never raises on money)."""
+    try:
+        with localcontext(MONEY_CONTEXT):
+            return _normalize_transaction(account_id, tx, chart)
+    except DecimalException as error:
+        return Rejected(f"amount_unrepresentable: {type(error).__name__}")
+
+
+def _normalize_transaction(
     account_id: str, tx: Transaction, chart: ChartOfAccounts
 ) -> LedgerRow | Rejected:
     """One transaction as a ledger row, or the reason it cannot be one.
@@ -131,6 +174,12 @@ def normalize_transaction(
     in a fixed spelling, so a stored row compares equal across versions of this code.
     """
     amount = tx.size
+    bad_text = _unstorable_text(
+        (tx.reference, tx.status, tx.deal_id, tx.transaction_type, tx.currency, tx.note,
+         tx.instrument_name), 5
+    )  # fmt: skip
+    if bad_text is not None:
+        return Rejected(bad_text)
     if not amount.is_finite():
         return Rejected(f"amount {amount} is not a finite number")
     # `normal` has no trailing zeros, so its fixed-point spelling shows its exponent: more than

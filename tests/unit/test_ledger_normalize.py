@@ -138,3 +138,34 @@ def test_chart_override_file(tmp_path: Path) -> None:
     path.write_text("{broken")
     with pytest.raises(ChartError, match="cannot read"):
         load_chart(path)
+
+
+HOSTILE_TRANSACTIONS = [
+    # (field overrides, expected reason prefix); one line per variant
+    ({"size": "123456789012345678901.12345678"}, None),
+    ({"size": "-999999999999999999999999999999.99999999"}, None),
+    ({"size": "1E+1000000"}, "amount_unrepresentable"),
+    ({"size": "-1E+1000000"}, "amount_unrepresentable"),
+    ({"size": Decimal("1E+1000000")}, "amount_unrepresentable"),
+    ({"size": "1E-1000000"}, "amount_unrepresentable"),
+    ({"size": "1E+30"}, "amount"),
+    ({"note": "x\ud800y"}, "text_surrogate"),
+    ({"status": "PROCESSED\ud800"}, "text_surrogate"),
+    ({"reference": "r\x00x"}, "text_nul"),
+    ({"status": "PROC\x00ESSED"}, "text_nul"),
+    ({"dealId": "d\x00"}, "text_nul"),
+    ({"transactionType": "TRADE\x00"}, "text_nul"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "reason"), HOSTILE_TRANSACTIONS)
+def test_hostile_transactions_are_exact_or_rejected_with_a_reason(
+    overrides: dict, reason: str | None
+) -> None:
+    out = normalize_transaction("ACC", _tx(**overrides), ChartOfAccounts())
+    if reason is None:
+        assert isinstance(out, LedgerRow)
+        assert out.amount == Decimal(str(overrides["size"]))  # not rounded
+        assert canonical_amount(out.amount) == overrides["size"]
+    else:
+        assert isinstance(out, Rejected) and out.reason.startswith(reason), out
