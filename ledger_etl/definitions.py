@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ledger_etl.defs.assets import ledger_entries, monthly_statement, raw_activity, raw_transactions
-from ledger_etl.defs.automation import (
+from ledger_etl.defs.history.assets import (
+    ledger_entries,
+    monthly_statement,
+    raw_activity,
+    raw_transactions,
+)
+from ledger_etl.defs.history.automation import (
     account_discovery_sensor,
     close_month_job,
     daily_sync_schedule,
@@ -15,7 +20,7 @@ from ledger_etl.defs.automation import (
     sync_job,
     weekly_recheck_schedule,
 )
-from ledger_etl.defs.checks import CHECKS
+from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 
 defs = dg.Definitions(

@@ -1,7 +1,6 @@
 """`ledger-etl demo`: the last complete months of every account, through the Dagster definitions,
 into a persistent instance (so the runs are there when `dagster dev` opens afterwards)."""
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ledger_etl.defs.automation import discover_accounts
-from ledger_etl.defs.partitions import partition_key
+from ledger_etl.defs.history.automation import discover_accounts
+from ledger_etl.defs.history.partitions import partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 from ledger_etl.settings import (
     capital_settings,
@@ -20,7 +19,7 @@ from ledger_etl.settings import (
     export_environment,
 )
 from ledger_etl.settings import dagster_home as settings_dagster_home
-from ledger_etl.statements.versions import scan_versions
+from ledger_etl.statements.published import PublishedStatements
 from ledger_etl.sync import last_complete_months
 
 
@@ -107,20 +106,18 @@ def run_demo(months: int, say: Callable[[str], None] = print) -> list[DemoRow]:
 
 
 def _row(exports: Path, account: str, month: str, run_ok: bool) -> DemoRow:
-    versions = scan_versions(exports / account / month)
-    if not versions:
+    found = next(iter(PublishedStatements(exports).summaries(account, month)), None)
+    if found is None:
         return DemoRow(account, month, 0, "-", "-", "-", "-", "-", "(not written)", run_ok)
-    latest = versions[-1]
-    doc = json.loads((latest.folder / "statement.json").read_text(encoding="utf-8"))
     return DemoRow(
         account,
         month,
-        len(doc["entries"]),
-        doc["opening_balance"],
-        doc["closing_balance"],
-        doc["currency"],
-        doc["status"],
-        doc["reconciliation"]["status"],
-        str(latest.folder),
+        found.entries,
+        found.opening_balance,
+        found.closing_balance,
+        found.currency,
+        found.status,
+        found.reconciliation,
+        str(found.folder),
         run_ok,
     )

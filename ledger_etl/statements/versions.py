@@ -54,19 +54,35 @@ def scan_versions(month_dir: Path) -> list[PublishedVersion]:
         manifest = child / MANIFEST_FILE
         if number is None or not child.is_dir() or not manifest.is_file():
             continue
-        raw = manifest.read_bytes()
-        data = json.loads(raw)
-        found.append(
-            PublishedVersion(
-                number,
-                child,
-                data["content_hash"],
-                hashlib.sha256(raw).hexdigest(),
-                data.get("status", ""),
-                data.get("generated_at"),
-            )
-        )
+        found.append(_read_manifest(number, child, manifest))
     return sorted(found, key=lambda v: v.version)
+
+
+# Published manifests never change in place; a parsed one is reused while the file's identity
+# (device, inode, size, mtime) is the same, so listing many months does not re-parse them all.
+_MANIFESTS: dict[Path, tuple[tuple[int, int, int, int], PublishedVersion]] = {}
+
+
+def _read_manifest(number: int, folder: Path, manifest: Path) -> PublishedVersion:
+    info = manifest.stat()
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _MANIFESTS.get(manifest)
+    if cached is not None and cached[0] == identity and cached[1].version == number:
+        return cached[1]
+    raw = manifest.read_bytes()
+    data = json.loads(raw)
+    parsed = PublishedVersion(
+        number,
+        folder,
+        data["content_hash"],
+        hashlib.sha256(raw).hexdigest(),
+        data.get("status", ""),
+        data.get("generated_at"),
+    )
+    if len(_MANIFESTS) > 4096:
+        _MANIFESTS.clear()
+    _MANIFESTS[manifest] = (identity, parsed)
+    return parsed
 
 
 def next_version_number(month_dir: Path) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ledger_etl.defs.partitions import ACCOUNTS
+from ledger_etl.defs.history.partitions import ACCOUNTS
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 from ledger_etl.simulator import SimulatorServer
 from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, make_server

@@ -9,16 +9,21 @@ import dagster as dg
 import pytest
 
 from ledger_etl.definitions import defs
-from ledger_etl.defs.assets import ledger_entries, monthly_statement, raw_activity, raw_transactions
-from ledger_etl.defs.automation import (
+from ledger_etl.defs.history.assets import (
+    ledger_entries,
+    monthly_statement,
+    raw_activity,
+    raw_transactions,
+)
+from ledger_etl.defs.history.automation import (
     account_discovery_sensor,
     daily_sync_schedule,
     monthly_close_schedule,
     run_failure_alert,
     weekly_recheck_schedule,
 )
-from ledger_etl.defs.checks import CHECKS
-from ledger_etl.defs.partitions import ACCOUNTS, partition_key
+from ledger_etl.defs.history.checks import CHECKS
+from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import LedgerResource
 from ledger_etl.simulator import SimulatorServer
 from tests.dagster.conftest import capital_for

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ledger_etl.defs.checks import CHECKS
-from ledger_etl.defs.partitions import ACCOUNTS, partition_key
+from ledger_etl.defs.history.checks import CHECKS
+from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import LedgerResource
 from ledger_etl.monthly import month_bounds
 from tests.conftest import make_server

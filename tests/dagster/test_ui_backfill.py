@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from ledger_etl.defs.partitions import ACCOUNTS
+from ledger_etl.defs.history.partitions import ACCOUNTS
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.db import make_engine
 from ledger_etl.simulator import SimulatorServer

@@ -16,9 +16,14 @@ from typing import Any
 
 import dagster as dg
 
-from ledger_etl.defs.assets import ledger_entries, monthly_statement, raw_activity, raw_transactions
-from ledger_etl.defs.checks import CHECKS
-from ledger_etl.defs.partitions import ACCOUNTS, partition_key
+from ledger_etl.defs.history.assets import (
+    ledger_entries,
+    monthly_statement,
+    raw_activity,
+    raw_transactions,
+)
+from ledger_etl.defs.history.checks import CHECKS
+from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 
 ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]

@@ -32,7 +32,7 @@ FIXED = [
      "fixed, ::test_export_out_of_space_then_fixed"),
     ("Flagged rows (unknown type, cleaned note or instrument, unknown activity enums) had no count "
      "in the run metadata; `flagged` is now in each sync's run summary and in the raw assets' "
-     "Dagster metadata.", "ledger_etl/ledger/ingest.py, ledger_etl/defs/assets.py",
+     "Dagster metadata.", "ledger_etl/ledger/ingest.py, ledger_etl/defs/history/assets.py",
      "tests/reliability/test_bad_input.py"),
     ("Test harness: `database_url_of` (tests/conftest.py) kept PostgreSQL URLs by `id(engine)`; "
      "once a PostgreSQL engine was collected, a new SQLite engine could get its id and CLI "

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger_etl.defs.partitions import ACCOUNTS
+from ledger_etl.defs.history.partitions import ACCOUNTS
 from ledger_etl.ledger.db import make_engine
 from ledger_etl.monthly import month_bounds
 from ledger_etl.simulator import SimulatorServer

@@ -1,6 +1,5 @@
 """Invariants as asset checks, evaluated per (month, account) partition."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -8,8 +7,8 @@ from typing import Any
 import dagster as dg
 
 from ledger_etl.capital.history import HISTORY_ENDPOINT_NAMES
-from ledger_etl.defs.assets import ledger_entries, monthly_statement
-from ledger_etl.defs.partitions import run_partitions
+from ledger_etl.defs.history.assets import ledger_entries, monthly_statement
+from ledger_etl.defs.history.partitions import month_accounts
 from ledger_etl.defs.resources import LedgerResource
 from ledger_etl.ledger.coverage import stored_gaps
 from ledger_etl.ledger.rebuild import duplicate_keys, raw_without_entry
@@ -17,12 +16,12 @@ from ledger_etl.monthly import month_bounds
 from ledger_etl.statements.build import build_statement
 from ledger_etl.statements.document import statement_content_hash
 from ledger_etl.statements.paths import parse_month
+from ledger_etl.statements.published import PublishedStatements
 from ledger_etl.statements.query import read_statement_inputs
-from ledger_etl.statements.versions import scan_versions
 
 
 def _partitions(context: dg.AssetCheckExecutionContext) -> list[tuple[str, str]]:
-    found = run_partitions(context)
+    found = month_accounts(context)
     if not found:
         context.log.info("this run names no (month, account) partition: nothing to check")
     return found
@@ -91,8 +90,7 @@ def _build(ledger: LedgerResource, account: str, month: str):
 
 
 def _latest_published(ledger: LedgerResource, account: str, month: str):
-    versions = scan_versions(ledger.exports() / account / month)
-    return versions[-1] if versions else None
+    return PublishedStatements(ledger.exports()).latest(account, month)
 
 
 @dg.asset_check(
@@ -112,7 +110,9 @@ def balance_rolls_forward(
         if previous is None:
             detail[key] = f"no published statement for {previous_month}; nothing to compare"
             continue
-        document = json.loads((previous.folder / "statement.json").read_text(encoding="utf-8"))
+        document = PublishedStatements(ledger.exports()).document(
+            account, previous_month, previous.version
+        )
         closing = Decimal(document["closing_balance"])
         detail[key] = {"opening": str(opening), "previous_closing": str(closing)}
         if opening != closing:

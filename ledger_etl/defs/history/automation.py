@@ -11,8 +11,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ledger_etl.defs.assets import ledger_entries, monthly_statement, raw_activity, raw_transactions
-from ledger_etl.defs.partitions import ACCOUNTS, partition_key
+from ledger_etl.defs.history.assets import (
+    ledger_entries,
+    monthly_statement,
+    raw_activity,
+    raw_transactions,
+)
+from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 from ledger_etl.monthly import month_key, months_closed_within, previous_month_key
 from ledger_etl.settings import close_schedule

@@ -25,29 +25,21 @@ def partition_key(month: str, account_id: str) -> dg.MultiPartitionKey:
 def month_accounts(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> list[tuple[str, str]]:
-    """(month, account) for every partition of this run, by account then month."""
-    keys = context.partition_keys if context.has_partition_key_range else [context.partition_key]
+    """(month, account) for every partition of this run, by account then month.
+
+    Assets and checks both ask the context: a run over a range of this two-dimensional
+    definition covers every account between the range's ends times every month between them,
+    which only Dagster's own expansion gets right. A run with no partition has none.
+    """
+    if context.has_partition_key_range:
+        keys = list(context.partition_keys)
+    elif context.has_partition_key:
+        keys = [context.partition_key]
+    else:
+        return []
     pairs = []
     for key in keys:
         dims = MONTH_ACCOUNT.get_partition_key_from_str(str(key)).keys_by_dimension
         month_bounds(dims["month"])  # validates the key
         pairs.append((dims["month"], dims["account"]))
     return sorted(pairs, key=lambda p: (p[1], p[0]))
-
-
-def run_partitions(context: dg.AssetCheckExecutionContext) -> list[tuple[str, str]]:
-    """(month, account) for the partitions of the run a check executes in, from its tags."""
-    tags = context.run.tags
-    single = tags.get("dagster/partition")
-    if single:
-        dims = MONTH_ACCOUNT.get_partition_key_from_str(single).keys_by_dimension
-        return [(dims["month"], dims["account"])]
-    first = tags.get("dagster/asset_partition_range_start")
-    last = tags.get("dagster/asset_partition_range_end")
-    if not (first and last):
-        return []
-    low = MONTH_ACCOUNT.get_partition_key_from_str(first).keys_by_dimension
-    high = MONTH_ACCOUNT.get_partition_key_from_str(last).keys_by_dimension
-    months = MONTHS.get_partition_keys_in_range(dg.PartitionKeyRange(low["month"], high["month"]))
-    accounts = sorted({low["account"], high["account"]})
-    return [(month, account) for account in accounts for month in months]

@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from ledger_etl.defs.partitions import BACKFILL, MONTH_ACCOUNT, month_accounts
+from ledger_etl.defs.history.partitions import BACKFILL, MONTH_ACCOUNT, month_accounts
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 from ledger_etl.ledger.chart import load_chart
 from ledger_etl.ledger.ingest import start_run
@@ -24,6 +24,10 @@ from ledger_etl.sync import SyncReport
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 API_POOL = "capital_api"  # one Capital.com API key: its runs share the rate limit
+# The broker balance is observed at sync time; rolling it back to a month's end needs every
+# transaction in between. `raw_transactions` fetches that tail (the part not stored yet) after
+# the month itself, and says so in its metadata, so the statement asset makes no API call.
+TAIL_ENDPOINT = "transactions"
 
 
 class SyncConfig(dg.Config):
@@ -62,6 +66,28 @@ def _fetch_metadata(reports: list[tuple[str, str, SyncReport]], endpoint: str) -
     }  # fmt: skip
 
 
+def _tail_metadata(tails: list[tuple[str, str, SyncReport | None]]) -> dict[str, Any]:
+    """What the reconciliation tail fetched, per partition (None: the month has not ended)."""
+    by_partition: dict[str, Any] = {}
+    for month, account, report in tails:
+        key = f"{account}|{month}"
+        summary = report.accounts[0].endpoints.get(TAIL_ENDPOINT) if report else None
+        if report is None or summary is None:
+            by_partition[key] = None
+            continue
+        by_partition[key] = {
+            "from": report.start.isoformat(), "to": report.end.isoformat(),
+            "rows": summary.rows, "new_rows": summary.inserted,
+            "windows": summary.windows, "failed_windows": summary.failed_windows,
+        }  # fmt: skip
+    values = [v for v in by_partition.values() if v]
+    return {
+        "tail_rows": sum(v["rows"] for v in values),
+        "tail_failed_windows": sum(v["failed_windows"] for v in values),
+        "tail": dg.MetadataValue.json(by_partition),
+    }
+
+
 def _sync(
     context: dg.AssetExecutionContext,
     config: SyncConfig,
@@ -70,6 +96,8 @@ def _sync(
     endpoint: str,
 ) -> dg.MaterializeResult:
     reports = []
+    tails: list[tuple[str, str, SyncReport | None]] = []
+    run_params = {"dagster_run_id": context.run.run_id}
     with capital.open_client(context.log) as client:
         for month, account in month_accounts(context):
             context.log.info(f"fetching {endpoint} of {account} for {month}")
@@ -80,10 +108,15 @@ def _sync(
                 month,
                 [endpoint],
                 refetch_days=config.refetch_days,
-                run_params={"dagster_run_id": context.run.run_id},
+                run_params=run_params,
             )
             reports.append((month, account, report))
+            if endpoint == TAIL_ENDPOINT:
+                tail = sync_reconciliation_tail(client, ledger.engine(), account, month, run_params)
+                tails.append((month, account, tail))
     metadata = _fetch_metadata(reports, endpoint)
+    if endpoint == TAIL_ENDPOINT:
+        metadata.update(_tail_metadata(tails))
     if metadata["failed_windows"]:
         context.log.warning(
             f"{metadata['failed_windows']} window(s) failed; they are gaps "
@@ -117,7 +150,9 @@ def _raw_asset(endpoint: str, description: str) -> dg.AssetsDefinition:
 
 raw_transactions = _raw_asset(
     "transactions",
-    "`/history/transactions` of the month, fetched in windows and stored as received.",
+    "`/history/transactions` of the month, fetched in windows and stored as received; then the "
+    "reconciliation tail: the transactions from the month's end to now that are not stored yet "
+    "(metadata `tail`), so the statement can roll the broker's balance back to the month's end.",
 )
 raw_activity = _raw_asset(
     "activity",
@@ -161,45 +196,39 @@ def ledger_entries(
     partitions_def=MONTH_ACCOUNT,
     backfill_policy=BACKFILL,
     deps=[ledger_entries],
-    pool=API_POOL,
     group_name="statements",
     kinds={"csv", "json", "parquet"},
 )
 def monthly_statement(
-    context: dg.AssetExecutionContext, capital: CapitalApiResource, ledger: LedgerResource
+    context: dg.AssetExecutionContext, ledger: LedgerResource
 ) -> dg.MaterializeResult:
-    """The month's statement, published as a new version only when its content changed."""
+    """The month's statement from the ledger alone (no API call), published as a new version
+    only when its content changed."""
     engine = ledger.engine()
     results = {}
-    with capital.open_client(context.log) as client:
-        for month, account in month_accounts(context):
-            # The broker balance is observed at sync time; rolling it back to the month's end
-            # needs every transaction between, so fetch what is missing of that tail first.
-            sync_reconciliation_tail(
-                client, engine, account, month, {"dagster_run_id": context.run.run_id}
-            )
-            published = publish_statement(
-                engine, account, month, ledger.exports(), run_id=context.run.run_id
-            )
-            statement = published.statement
-            reconciliation = statement.reconciliation
-            results[f"{account}|{month}"] = {
-                "status": statement.status, "publish": published.status,
-                "version": published.version, "folder": str(published.folder),
-                "entries": len(statement.lines),
-                "opening": str(statement.opening_balance),
-                "closing": str(statement.closing_balance),
-                "reconciliation": reconciliation.status,
-                "difference": None if reconciliation.difference is None
-                else str(reconciliation.difference),
-                "reason": reconciliation.reason,
-                "content_hash": statement_content_hash(statement),
-            }  # fmt: skip
-            context.log.info(
-                f"{account} {month}: {published.status} v{published.version} "
-                f"({statement.status}, {reconciliation.status}) in "
-                f"{published.folder}"
-            )
+    for month, account in month_accounts(context):
+        published = publish_statement(
+            engine, account, month, ledger.exports(), run_id=context.run.run_id
+        )
+        statement = published.statement
+        reconciliation = statement.reconciliation
+        results[f"{account}|{month}"] = {
+            "status": statement.status, "publish": published.status,
+            "version": published.version, "folder": str(published.folder),
+            "entries": len(statement.lines),
+            "opening": str(statement.opening_balance),
+            "closing": str(statement.closing_balance),
+            "reconciliation": reconciliation.status,
+            "difference": None if reconciliation.difference is None
+            else str(reconciliation.difference),
+            "reason": reconciliation.reason,
+            "content_hash": statement_content_hash(statement),
+        }  # fmt: skip
+        context.log.info(
+            f"{account} {month}: {published.status} v{published.version} "
+            f"({statement.status}, {reconciliation.status}) in "
+            f"{published.folder}"
+        )
     values = list(results.values())
     metadata: dict[str, Any] = {"by_partition": dg.MetadataValue.json(results)}
     if len(values) == 1:
