@@ -16,19 +16,59 @@ if TYPE_CHECKING:
     from ledger_etl.sync import SyncReport
 
 
+# Exit statuses, the one place they are decided: 0 done, 1 done but incomplete or a problem
+# found (gaps, failed windows, verification problems, a statement that cannot be published),
+# 2 a bad argument, setting or name, 3 the Capital.com API failed, 4 the ledger database failed.
+EXIT_INCOMPLETE, EXIT_USAGE, EXIT_API, EXIT_DATABASE = 1, 2, 3, 4
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit status for an error the package raises on purpose; None for anything else."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from ledger_etl.capital.errors import CapitalError
+    from ledger_etl.errors import InputError, LedgerEtlError
+
+    for kind, code in (
+        (InputError, EXIT_USAGE),
+        (CapitalError, EXIT_API),
+        (LedgerEtlError, EXIT_INCOMPLETE),
+        (OperationalError, EXIT_DATABASE),
+        (DBAPIError, EXIT_DATABASE),
+    ):
+        if isinstance(exc, kind):
+            return code
+    return None
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for a person: a database error is reduced to its driver's first line (the
+    statement and parameters SQLAlchemy appends could carry row data)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+        return f"the ledger database failed: {first}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _Failure(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class _Cli(click.Group):
-    """Turns the project's user-facing errors into one clear line and exit status 1."""
+    """Turns the package's own errors into one clear line and the status `exit_code_for` gives."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from ledger_etl.capital.errors import CapitalError
-        from ledger_etl.ledger.chart import ChartError
-        from ledger_etl.ledger.db import DatabaseUrlError
-        from ledger_etl.settings import SettingsError
-
         try:
             return super().invoke(ctx)
-        except (SettingsError, ChartError, DatabaseUrlError, CapitalError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            code = exit_code_for(exc)
+            if code is None:
+                raise
+            raise _Failure(error_line(exc), code) from None
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,13 +200,10 @@ def simulator_serve(
 
 # -- ledger ------------------------------------------------------------------------------------
 def _engine(database_url: str | None):
-    from ledger_etl.ledger.db import DatabaseUrlError, make_engine
+    from ledger_etl.ledger.db import make_engine
     from ledger_etl.settings import database_url as configured_url
 
-    try:
-        return make_engine(database_url or configured_url())
-    except DatabaseUrlError as exc:
-        raise click.ClickException(str(exc)) from None
+    return make_engine(database_url or configured_url())
 
 
 _DATABASE_OPTION = click.option(
@@ -248,31 +285,27 @@ def _print_sync(report: SyncReport) -> None:
 @_DATABASE_OPTION
 def sync_command(start: str, end: str, accounts: tuple[str, ...], database_url: str | None) -> None:
     """Fetch both history endpoints for [from, to) and upsert them into the ledger."""
-    from ledger_etl.capital.errors import CapitalError
     from ledger_etl.sources import open_client
-    from ledger_etl.sync import SyncError, planned_windows, sync_range
+    from ledger_etl.sync import planned_windows, sync_range
 
     first, last = _range(start, end)
     engine = _engine(database_url)
-    try:
-        with open_client(say=lambda m: click.echo(m, err=True)) as client:
-            total = planned_windows(first, last, len(accounts) or len(client.accounts()))
-            with click.progressbar(
-                length=total, label="fetching windows", file=sys.stderr, show_pos=True
-            ) as bar:
-                report = sync_range(
-                    client,
-                    engine,
-                    first,
-                    last,
-                    accounts or None,
-                    on_window=lambda r: bar.update(0 if r.parent else 1),
-                )
-    except (SyncError, CapitalError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with open_client(say=lambda m: click.echo(m, err=True)) as client:
+        total = planned_windows(first, last, len(accounts) or len(client.accounts()))
+        with click.progressbar(
+            length=total, label="fetching windows", file=sys.stderr, show_pos=True
+        ) as bar:
+            report = sync_range(
+                client,
+                engine,
+                first,
+                last,
+                accounts or None,
+                on_window=lambda r: bar.update(0 if r.parent else 1),
+            )
     _print_sync(report)
     if not report.ok:
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
 
 
 @main.command("gaps")
@@ -298,7 +331,7 @@ def gaps_command(start: str, end: str, accounts: tuple[str, ...], database_url: 
     chosen = list(accounts) or known_accounts(engine)
     if not chosen:
         click.echo("the ledger knows no accounts yet: everything is a gap; run `ledger-etl sync`")
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
     found = 0
     for account in chosen:
         for spec in ENDPOINTS:
@@ -309,7 +342,7 @@ def gaps_command(start: str, end: str, accounts: tuple[str, ...], database_url: 
                 )
     if found:
         click.echo(f"{found} gap(s)", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
     click.echo(f"no gaps in [{start}, {end}) for {len(chosen)} account(s)")
 
 
@@ -347,7 +380,7 @@ def demo(months: int) -> None:
         "with `make dev` (dagster dev)"
     )
     if not all(r.run_ok for r in rows):
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
 
 
 # -- statements --------------------------------------------------------------------------------
@@ -387,7 +420,6 @@ def statement_command(
     from ledger_etl.ledger.db import upgrade
     from ledger_etl.settings import export_dir
     from ledger_etl.statements import (
-        StatementError,
         list_accounts,
         parse_month,
         publish_statement,
@@ -395,12 +427,9 @@ def statement_command(
     )
     from ledger_etl.statements.export import normalize_formats
 
-    try:
-        parse_month(month)
-        chosen_formats = normalize_formats(formats)
-        chosen = [validate_account_id(a) for a in accounts]
-    except StatementError as exc:
-        raise click.BadParameter(str(exc)) from None
+    parse_month(month)
+    chosen_formats = normalize_formats(formats)
+    chosen = [validate_account_id(a) for a in accounts]
     engine = _engine(database_url)
     upgrade(engine)
     chosen = chosen or list_accounts(engine)
@@ -410,8 +439,6 @@ def statement_command(
     for account in chosen:
         try:
             result = publish_statement(engine, account, month, target, run_id, chosen_formats)
-        except StatementError as exc:
-            raise click.ClickException(str(exc)) from None
         except OSError as exc:  # read-only or full export folder: nothing was published
             raise click.ClickException(
                 f"cannot write the {account} {month} statement under {target}: "
@@ -438,6 +465,41 @@ def verify_command(path: Path) -> None:
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s); first: {problems[0]}")
     click.echo(f"verified: {path}")
+
+
+@main.command("published")
+@click.option("--account", default=None, help="Only this account id.")
+@click.option("--month", default=None, help="Only this month, YYYY-MM.")
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Export directory (default: $LEDGER_EXPORT_DIR or var/exports).",
+)
+def published_command(account: str | None, month: str | None, out_dir: Path | None) -> None:
+    """List the current published version of each account-month, with its status."""
+    from ledger_etl.settings import export_dir
+    from ledger_etl.statements.published import PublishedStatements
+
+    reader = PublishedStatements(out_dir or export_dir())
+    header = (
+        f"{'account':<18} {'month':<7} {'version':>7} {'entries':>7} {'closing':>14} "
+        f"{'ccy':<4} {'status':<11} {'reconciliation':<14} folder"
+    )
+    rows = list(reader.summaries(account, month))
+    if not rows:
+        click.echo(f"no published statements under {reader.root}", err=True)
+        sys.exit(EXIT_INCOMPLETE)
+    click.echo(header)
+    click.echo("-" * len(header))
+    for row in rows:
+        shown = f"v{row.version}/{row.versions}"
+        click.echo(
+            f"{row.account_id:<18} {row.month:<7} {shown:>7} {row.entries:>7} "
+            f"{row.closing_balance:>14} {row.currency:<4} {row.status:<11} "
+            f"{row.reconciliation:<14} {row.folder}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

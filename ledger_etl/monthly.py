@@ -13,22 +13,23 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ledger_etl.capital.client import CapitalClient
+from ledger_etl.errors import InputError
 from ledger_etl.intervals import Window, merge_windows
 from ledger_etl.ledger.coverage import stored_gaps
 from ledger_etl.ledger.db import upgrade
 from ledger_etl.sync import SyncReport, sync_range
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # ASCII digits only
 
 
-class MonthError(ValueError):
+class MonthError(InputError):
     """A month that is not `YYYY-MM`."""
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     match = _MONTH.match(month)
-    if not match:
-        raise MonthError(f"months are YYYY-MM, got {month!r}")
+    if not match or not 1900 <= int(match.group(1)) <= 9998:
+        raise MonthError(f"months are YYYY-MM from 1900-01 to 9998-12, got {month[:80]!r}")
     start = datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC)
     return start, next_month(start)
 

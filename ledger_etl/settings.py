@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ledger_etl.errors import InputError
+
 SIMULATOR_API_KEY = "sim-api-key"
 SIMULATOR_IDENTIFIER = "sim@example.com"
 SIMULATOR_PASSWORD = "sim-password"  # noqa: S105 - the simulator's published demo credential
@@ -41,7 +43,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 

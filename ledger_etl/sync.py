@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from ledger_etl.capital.client import CapitalClient
 from ledger_etl.capital.history import HISTORY_ENDPOINTS, FetchRecord, fetch_history
 from ledger_etl.capital.models import Account
 from ledger_etl.capital.windows import Window, plan_windows
+from ledger_etl.errors import InputError
 from ledger_etl.ledger.chart import ChartOfAccounts, load_chart
 from ledger_etl.ledger.db import upgrade
 from ledger_etl.ledger.ingest import (
@@ -24,9 +26,12 @@ from ledger_etl.ledger.ingest import (
 )
 
 ENDPOINTS = HISTORY_ENDPOINTS
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits: \d takes any script's
+FIRST_DAY = datetime(1970, 1, 1, tzinfo=UTC)
+LAST_DAY = datetime(9999, 1, 1, tzinfo=UTC)
 
 
-class SyncError(ValueError):
+class SyncError(InputError):
     """A sync that cannot start (bad range, unknown account); the message says what to fix."""
 
 
@@ -67,12 +72,19 @@ class SyncReport:
 
 
 def utc_day(value: str) -> datetime:
-    """`YYYY-MM-DD` -> that day's 00:00 UTC."""
+    """`YYYY-MM-DD` (ASCII digits, 1970 to 9998) -> that day's 00:00 UTC."""
+    shown = repr(value[:80])
+    if not _DAY.match(value):
+        raise SyncError(f"dates are YYYY-MM-DD with ASCII digits, got {shown}")
     try:
-        parsed = datetime.strptime(value, "%Y-%m-%d")
+        parsed = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        raise SyncError(f"dates are YYYY-MM-DD, got {value!r}") from None
-    return parsed.replace(tzinfo=UTC)
+        raise SyncError(f"dates are YYYY-MM-DD, got {shown} (no such day)") from None
+    if not FIRST_DAY <= parsed < LAST_DAY:
+        raise SyncError(
+            f"date {shown} is out of range: history is fetched from 1970-01-01 to 9998-12-31"
+        )
+    return parsed
 
 
 def select_accounts(available: Sequence[Account], wanted: Sequence[str] | None) -> list[Account]:

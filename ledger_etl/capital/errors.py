@@ -10,8 +10,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from ledger_etl.errors import LedgerEtlError
 
-class CapitalError(Exception):
+
+class CapitalError(LedgerEtlError):
     """Base class of everything the `ledger_etl.capital` package raises on purpose."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger_etl.errors import InputError
 from ledger_etl.settings import chart_path
 
 SUSPENSE = "9999"
@@ -79,7 +80,7 @@ DEFAULT_TYPES: dict[str, str] = {
 _CODE = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
 
 
-class ChartError(ValueError):
+class ChartError(InputError):
     """A chart-of-accounts file that cannot be used; the message names the file and problem."""
 
 

@@ -13,10 +13,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from ledger_etl.errors import InputError
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-class DatabaseUrlError(ValueError):
+class DatabaseUrlError(InputError):
     """A LEDGER_DATABASE_URL that is not SQLite or PostgreSQL (credentials never echoed)."""
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from ledger_etl.errors import InputError, LedgerEtlError
 from ledger_etl.statements.model import Period
 
 T = TypeVar("T")
@@ -24,15 +25,15 @@ READ_ONLY_MODE = 0o440
 DIR_MODE = 0o750
 
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only: \d takes any script's
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]{0,8})$")
 
 
-class StatementError(ValueError):
+class StatementError(LedgerEtlError, ValueError):
     """A statement that cannot be built or published; the message says why."""
 
 
-class UnsafeNameError(StatementError):
+class UnsafeNameError(StatementError, InputError):
     """An account id or month that cannot safely become part of a path."""
 
 
@@ -56,8 +57,11 @@ def parse_month(value: object) -> Period:
     if not isinstance(value, str) or "\x00" in value:
         raise UnsafeNameError(f"month must be a YYYY-MM string, got {value!r:.80}")
     match = _MONTH.match(value)
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1900:
-        raise UnsafeNameError(f"month {value[:80]!r} must be YYYY-MM (e.g. 2025-06)")
+    if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 9998:
+        raise UnsafeNameError(
+            f"month {value[:80]!r} must be YYYY-MM with ASCII digits, from 1900-01 to 9998-12 "
+            "(e.g. 2025-06)"
+        )
     year, month = int(match.group(1)), int(match.group(2))
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)

@@ -112,3 +112,23 @@ def test_a_replaced_manifest_is_read_again(tmp_path: Path) -> None:
     again = reader.latest("ACC-2", "2025-06")
     assert again is not None and again.content_hash == "0" * 64 != first.content_hash
 
+
+def test_the_cli_lists_the_current_versions(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ledger_etl.cli import main
+
+    empty = CliRunner().invoke(main, ["published", "--out", str(tmp_path)])
+    assert empty.exit_code == 1 and "no published statements" in empty.output
+    _publish_two_versions(tmp_path)
+    listed = CliRunner().invoke(main, ["published", "--out", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.output.splitlines()[2:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("ACC-1", "2025-06", "v2/2"),
+        ("ACC-2", "2025-06", "v1/1"),
+    ]
+    one = CliRunner().invoke(main, ["published", "--out", str(tmp_path), "--account", "ACC-2"])
+    assert [line.split()[0] for line in one.output.splitlines()[2:]] == ["ACC-2"]
+    bad = CliRunner().invoke(main, ["published", "--out", str(tmp_path), "--month", "2025-6"])
+    assert bad.exit_code == 2 and "YYYY-MM" in bad.output
