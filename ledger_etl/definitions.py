@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from ledger_etl.defs.history.assets import (
@@ -21,13 +23,20 @@ from ledger_etl.defs.history.automation import (
     weekly_recheck_schedule,
 )
 from ledger_etl.defs.history.checks import CHECKS
-from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
+from ledger_etl.defs.resources import resources_from_environment
 
-defs = dg.Definitions(
-    assets=[raw_transactions, raw_activity, ledger_entries, monthly_statement],
-    asset_checks=CHECKS,
-    jobs=[close_month_job, sync_job, discover_accounts_job],
-    schedules=[monthly_close_schedule, daily_sync_schedule, weekly_recheck_schedule],
-    sensors=[account_discovery_sensor, run_failure_alert],
-    resources={"capital": CapitalApiResource(), "ledger": LedgerResource()},
-)
+
+def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
+    """The definitions with `resources` (default: configured from the environment, see
+    `resources_from_environment`)."""
+    return dg.Definitions(
+        assets=[raw_transactions, raw_activity, ledger_entries, monthly_statement],
+        asset_checks=CHECKS,
+        jobs=[close_month_job, sync_job, discover_accounts_job],
+        schedules=[monthly_close_schedule, daily_sync_schedule, weekly_recheck_schedule],
+        sensors=[account_discovery_sensor, run_failure_alert],
+        resources=resources if resources is not None else resources_from_environment(),
+    )
+
+
+defs = build_definitions()

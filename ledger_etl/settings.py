@@ -23,8 +23,7 @@ run uses can be traced to one place.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -36,6 +35,14 @@ SIMULATOR_IDENTIFIER = "sim@example.com"
 SIMULATOR_PASSWORD = "sim-password"  # noqa: S105 - the simulator's published demo credential
 
 DEFAULT_SPLIT_THRESHOLD = 1000
+
+# Every variable read here (the table above), for `configured_variables`.
+VARIABLES = (
+    "CAPITAL_API_URL", "CAPITAL_API_KEY", "CAPITAL_IDENTIFIER", "CAPITAL_PASSWORD",
+    "CAPITAL_ENCRYPTED_PASSWORD", "CAPITAL_RATE_LIMIT", "CAPITAL_SPLIT_THRESHOLD",
+    "LEDGER_DATABASE_URL", "LEDGER_EXPORT_DIR", "LEDGER_CHART_OF_ACCOUNTS", "LEDGER_CLOSE_DAY",
+    "LEDGER_CLOSE_HOUR", "DAGSTER_HOME", "LEDGER_ETL_KILL_AT",
+)  # fmt: skip
 
 _Number = TypeVar("_Number", int, float)
 
@@ -201,21 +208,12 @@ def dagster_home(env: Mapping[str, str] | None = None) -> Path:
     return Path(raw).expanduser() if raw else project_root() / "dagster_home"
 
 
+def configured_variables(env: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The names of the variables this module reads that are set (not blank) in `env`."""
+    env = os.environ if env is None else env
+    return frozenset(name for name in VARIABLES if (env.get(name) or "").strip())
+
+
 def export_environment(values: Mapping[str, str]) -> None:
     """Set variables for this process and the processes it starts (Dagster runs read them)."""
     os.environ.update(values)
-
-
-@contextmanager
-def environment_overlay(values: Mapping[str, str]) -> Iterator[None]:
-    """`values` set in this process's environment for the block, then restored as they were."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

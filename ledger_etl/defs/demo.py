@@ -4,20 +4,17 @@ into a persistent instance (so the runs are there when `dagster dev` opens after
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from ledger_etl.defs.history.automation import discover_accounts
 from ledger_etl.defs.history.partitions import partition_key
-from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
-from ledger_etl.settings import (
-    capital_settings,
-    environment_overlay,
-    export_environment,
-)
+from ledger_etl.defs.resources import resources_from_settings
+from ledger_etl.settings import capital_settings, export_environment
 from ledger_etl.settings import dagster_home as settings_dagster_home
 from ledger_etl.statements.published import PublishedStatements
 from ledger_etl.sync import last_complete_months
@@ -46,45 +43,42 @@ def dagster_home() -> Path:
 
 
 @contextmanager
-def api_environment(say: Callable[[str], None], history_start: date) -> Iterator[None]:
-    """With no CAPITAL_API_URL, serve the simulator for the whole demo and point every run's
-    resources at it (one simulated world for all runs). Its accounts open on `history_start`,
-    so the ledger holds their whole history and balances can reconcile with the broker's."""
-    if not capital_settings().uses_simulator:
-        yield
+def demo_resources(say: Callable[[str], None], history_start: date) -> Iterator[dict[str, Any]]:
+    """The runs' resources. With no CAPITAL_API_URL, the simulator is served for the whole demo
+    and every run points at it (one simulated world for all runs). Its accounts open on
+    `history_start`, so the ledger holds their whole history and balances can reconcile."""
+    settings = capital_settings()
+    if not settings.uses_simulator:
+        yield resources_from_settings(settings)
         return
     from ledger_etl.simulator import SimulatorConfig, SimulatorServer, WorldConfig
 
-    settings = capital_settings()
-    values = {
-        "CAPITAL_API_KEY": settings.api_key,
-        "CAPITAL_IDENTIFIER": settings.identifier,
-        "CAPITAL_PASSWORD": settings.password,
-    }
     config = SimulatorConfig(world=WorldConfig(start=history_start))
     with SimulatorServer(config) as server:
         say(
             f"CAPITAL_API_URL is not set: using the bundled Capital.com simulator at {server.url}"
             f" (seed 42, accounts opened {history_start})"
         )
-        with environment_overlay({**values, "CAPITAL_API_URL": server.url}):
-            yield
+        yield resources_from_settings(replace(settings, api_url=server.url))
 
 
 def run_demo(months: int, say: Callable[[str], None] = print) -> list[DemoRow]:
-    from ledger_etl.definitions import defs
+    from ledger_etl.definitions import build_definitions
 
     home = dagster_home()
     say(f"Dagster instance: {home}")
     rows: list[DemoRow] = []
     periods = last_complete_months(datetime.now(UTC), months)
-    with api_environment(say, periods[0][0].date()), dg.DagsterInstance.get() as instance:
-        capital = CapitalApiResource()
-        ledger = LedgerResource()
+    with (
+        demo_resources(say, periods[0][0].date()) as resources,
+        dg.DagsterInstance.get() as instance,
+    ):
+        capital, ledger = resources["capital"], resources["ledger"]
         ids, new = discover_accounts(capital, instance)
         say(f"{len(ids)} account(s) registered as partitions ({len(new)} new)")
         with capital.open_client() as client:
             periods = last_complete_months(client.server_time(), months)
+        defs = build_definitions(resources)
         job = defs.resolve_job_def("close_month")
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         keys = [(f"{start:%Y-%m}", account) for account in ids for start, _ in periods]

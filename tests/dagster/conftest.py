@@ -17,7 +17,7 @@ from tests.integration.ledger_helpers import account_ids
 def capital_for(server: SimulatorServer, **overrides: object) -> CapitalApiResource:
     options: dict[str, object] = {
         "api_url": server.url, "api_key": API_KEY, "identifier": IDENTIFIER,
-        "password": PASSWORD, "rate_limit": 200.0, **overrides,
+        "password": PASSWORD, "rate_limit": "200", **overrides,
     }  # fmt: skip
     return CapitalApiResource(**options)
 

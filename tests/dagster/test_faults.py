@@ -66,7 +66,7 @@ def test_transient_faults_still_give_a_complete_reconciled_month(tmp_path: Path)
                   {"kind": "drop", "every": 13},
                   {"kind": "expire_session", "every": 40}]})  # fmt: skip
     try:
-        result, ledger, account = _run(server, tmp_path, "2025-12", split_threshold=12)
+        result, ledger, account = _run(server, tmp_path, "2025-12", split_threshold="12")
         assert result.success
         assert _metadata(result, "raw_transactions")["splits"] > 0
         checks = _checks(result)

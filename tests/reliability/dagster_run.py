@@ -24,7 +24,7 @@ from ledger_etl.defs.history.assets import (
 )
 from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
-from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
+from ledger_etl.defs.resources import resources_from_settings
 
 ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]
 
@@ -46,7 +46,7 @@ def materialize_partition(
     result = dg.materialize(
         [*ASSETS, *CHECKS],
         instance=instance,
-        resources={"capital": CapitalApiResource(), "ledger": LedgerResource()},
+        resources=resources_from_settings(),
         partition_key=partition_key(month, account),
         tags=tags or {},
         raise_on_error=False,

@@ -12,7 +12,6 @@ from ledger_etl.settings import (
     capital_settings,
     chart_path,
     close_schedule,
-    environment_overlay,
     kill_point,
 )
 
@@ -59,18 +58,6 @@ def test_chart_path_and_kill_point() -> None:
     assert chart_path({"LEDGER_CHART_OF_ACCOUNTS": " chart.json "}) == Path("chart.json")
     assert kill_point({}) is None
     assert kill_point({"LEDGER_ETL_KILL_AT": "mid_upsert:2"}) == "mid_upsert:2"
-
-
-def test_environment_overlay_restores_what_was_there(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    monkeypatch.setenv("LEDGER_TEST_KEPT", "before")
-    monkeypatch.delenv("LEDGER_TEST_ADDED", raising=False)
-    with environment_overlay({"LEDGER_TEST_KEPT": "during", "LEDGER_TEST_ADDED": "x"}):
-        assert os.environ["LEDGER_TEST_KEPT"] == "during"
-        assert os.environ["LEDGER_TEST_ADDED"] == "x"
-    assert os.environ["LEDGER_TEST_KEPT"] == "before"
-    assert "LEDGER_TEST_ADDED" not in os.environ
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:
