@@ -282,15 +282,23 @@ def _print_sync(report: SyncReport) -> None:
 @click.option(
     "--account", "accounts", multiple=True, help="Account id (repeatable; default: every account)."
 )
+@click.option(
+    "--reset-source",
+    is_flag=True,
+    help="Accounts this ledger holds from another source (another API, login or simulated "
+    "world) are emptied and filled again from this one, instead of refused.",
+)
 @_DATABASE_OPTION
-def sync_command(start: str, end: str, accounts: tuple[str, ...], database_url: str | None) -> None:
+def sync_command(
+    start: str, end: str, accounts: tuple[str, ...], reset_source: bool, database_url: str | None
+) -> None:
     """Fetch both history endpoints for [from, to) and upsert them into the ledger."""
     from ledger_etl.sources import open_client
     from ledger_etl.sync import planned_windows, sync_range
 
     first, last = _range(start, end)
     engine = _engine(database_url)
-    with open_client(say=lambda m: click.echo(m, err=True)) as client:
+    with open_client(say=lambda m: click.echo(m, err=True), ledger=engine) as client:
         total = planned_windows(first, last, len(accounts) or len(client.accounts()))
         with click.progressbar(
             length=total, label="fetching windows", file=sys.stderr, show_pos=True
@@ -302,6 +310,7 @@ def sync_command(start: str, end: str, accounts: tuple[str, ...], database_url: 
                 last,
                 accounts or None,
                 on_window=lambda r: bar.update(0 if r.parent else 1),
+                reset_source=reset_source,
             )
     _print_sync(report)
     if not report.ok:

@@ -24,6 +24,8 @@ from ledger_etl.ledger.ingest import (
     record_accounts,
     start_run,
 )
+from ledger_etl.ledger.provenance import claim_accounts
+from ledger_etl.provenance import api_source
 
 ENDPOINTS = HISTORY_ENDPOINTS
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits: \d takes any script's
@@ -117,6 +119,7 @@ def sync_range(
     run_params: dict[str, Any] | None = None,
     endpoints: Sequence[str] | None = None,
     ranges: Callable[[str, str, datetime], list[Window]] | None = None,
+    reset_source: bool = False,
 ) -> SyncReport:
     """Fetch `[start, end)` of both endpoints for the accounts and upsert; never raises for a
     failed window (it is recorded, shows as a gap, and makes `report.ok` false).
@@ -124,6 +127,10 @@ def sync_range(
     `endpoints` limits the sync to some endpoints; `ranges(account, endpoint, server_now)`
     narrows what is fetched inside `[start, end)` (e.g. only gaps and the last days);
     `split_threshold` overrides the client's (see `capital.history`).
+
+    Every account the API lists is claimed for the client's source (`client.source`, else its
+    URL and login) before anything is written: accounts this ledger holds from another source
+    are refused (`SourceMismatchError`), or with `reset_source` emptied and filled again.
     """
     if not start < end:
         raise SyncError(
@@ -143,7 +150,13 @@ def sync_range(
     run_id = start_run(engine, kind, params)
     report = SyncReport(run_id, start, end, [], server_now)
     try:
-        record_accounts(engine, run_id, accounts, server_now)
+        source = client.source or api_source(client.base_url, client.identifier)
+        claim_accounts(engine, run_id, [a.account_id for a in accounts], source, reset=reset_source)
+        # A balance observation is only of use with the transactions that lead to it: a sync
+        # without them records none, so the newest observation is always one its own
+        # transactions fetch can roll back.
+        observe = endpoints is None or "transactions" in endpoints
+        record_accounts(engine, run_id, accounts, server_now, observe_balances=observe)
         for account in chosen:
             entry = AccountSync(account.account_id, account.currency)
             report.accounts.append(entry)

@@ -2,6 +2,16 @@
 -- Generated from ledger_etl/ledger/schema.py by `ledger-etl db ddl`; do not edit.
 -- Apply migrations with `ledger-etl db upgrade` rather than running this by hand.
 
+CREATE TABLE account_sources (
+	account_id VARCHAR(64) NOT NULL, 
+	source_url TEXT NOT NULL, 
+	fingerprint VARCHAR(16) NOT NULL, 
+	detail JSON NOT NULL, 
+	first_run_id VARCHAR(64) NOT NULL, 
+	recorded_at DATETIME NOT NULL, 
+	PRIMARY KEY (account_id)
+);
+
 CREATE TABLE accounts (
 	account_id VARCHAR(64) NOT NULL, 
 	account_name TEXT, 

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from ledger_etl.provenance import DataSource
 from ledger_etl.settings import DEFAULT_SPLIT_THRESHOLD, CapitalSettings
 
 from .auth import CST_HEADER, SECURITY_TOKEN_HEADER, SessionManager, TokenSnapshot
@@ -151,6 +152,9 @@ class CapitalClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.identifier = identifier
+        # Where this client's rows come from, recorded in the ledger (see provenance.py); None
+        # means this URL and login. Whoever starts a simulator for the client sets its world.
+        self.source: DataSource | None = None
         self.rate_limit = rate_limit
         if split_threshold < 1:
             raise ValueError(f"split_threshold must be at least 1, got {split_threshold}")

@@ -1,13 +1,15 @@
 """`ledger-etl demo`: the last complete months of every account, through the Dagster definitions,
-into a persistent instance (so the runs are there when `dagster dev` opens afterwards)."""
+into a persistent instance (so the runs are there when `dagster dev` opens afterwards).
+
+With no CAPITAL_API_URL, each run starts the bundled simulator serving the ledger's world (see
+`ledger_etl.sources`), exactly as `make dev` and the CLI do, so they all fill one ledger from
+one world."""
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
@@ -16,6 +18,7 @@ from ledger_etl.defs.history.partitions import partition_key
 from ledger_etl.defs.resources import resources_from_settings
 from ledger_etl.settings import capital_settings, export_environment
 from ledger_etl.settings import dagster_home as settings_dagster_home
+from ledger_etl.sources import bundled_world
 from ledger_etl.statements.published import PublishedStatements
 from ledger_etl.sync import last_complete_months
 
@@ -42,42 +45,31 @@ def dagster_home() -> Path:
     return home
 
 
-@contextmanager
-def demo_resources(say: Callable[[str], None], history_start: date) -> Iterator[dict[str, Any]]:
-    """The runs' resources. With no CAPITAL_API_URL, the simulator is served for the whole demo
-    and every run points at it (one simulated world for all runs). Its accounts open on
-    `history_start`, so the ledger holds their whole history and balances can reconcile."""
-    settings = capital_settings()
-    if not settings.uses_simulator:
-        yield resources_from_settings(settings)
-        return
-    from ledger_etl.simulator import SimulatorConfig, SimulatorServer, WorldConfig
-
-    config = SimulatorConfig(world=WorldConfig(start=history_start))
-    with SimulatorServer(config) as server:
-        say(
-            f"CAPITAL_API_URL is not set: using the bundled Capital.com simulator at {server.url}"
-            f" (seed 42, accounts opened {history_start})"
-        )
-        yield resources_from_settings(replace(settings, api_url=server.url))
-
-
 def run_demo(months: int, say: Callable[[str], None] = print) -> list[DemoRow]:
     from ledger_etl.definitions import build_definitions
 
     home = dagster_home()
     say(f"Dagster instance: {home}")
     rows: list[DemoRow] = []
-    periods = last_complete_months(datetime.now(UTC), months)
-    with (
-        demo_resources(say, periods[0][0].date()) as resources,
-        dg.DagsterInstance.get() as instance,
-    ):
-        capital, ledger = resources["capital"], resources["ledger"]
+    resources = resources_from_settings()
+    capital, ledger = resources["capital"], resources["ledger"]
+    first_month = None
+    if capital_settings().uses_simulator:
+        world = bundled_world(ledger.engine())
+        first_month = datetime(world.start.year, world.start.month, 1, tzinfo=UTC)
+        say(
+            "CAPITAL_API_URL is not set: every run uses the bundled Capital.com simulator, "
+            f"serving this ledger's world (seed {world.seed}, accounts opened {world.start}); "
+            "every month since then is closed, so each opening balance is proven"
+        )
+    with dg.DagsterInstance.get() as instance:
         ids, new = discover_accounts(capital, instance)
         say(f"{len(ids)} account(s) registered as partitions ({len(new)} new)")
-        with capital.open_client() as client:
-            periods = last_complete_months(client.server_time(), months)
+        with capital.open_client(ledger=ledger.engine()) as client:
+            now = client.server_time()
+        periods = last_complete_months(now, months)
+        if first_month is not None:
+            periods = last_complete_months(now, max(months, _months_since(first_month, now)))
         defs = build_definitions(resources)
         job = defs.resolve_job_def("close_month")
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -97,6 +89,11 @@ def run_demo(months: int, say: Callable[[str], None] = print) -> list[DemoRow]:
             )
             rows.append(_row(ledger.exports(), account, month, result.success))
     return rows
+
+
+def _months_since(first: datetime, now: datetime) -> int:
+    """Complete months from `first`'s month up to (not including) `now`'s month."""
+    return (now.year - first.year) * 12 + now.month - first.month
 
 
 def _row(exports: Path, account: str, month: str, run_ok: bool) -> DemoRow:

@@ -72,10 +72,13 @@ class CapitalApiResource(dg.ConfigurableResource):
 
     @contextmanager
     def open_client(
-        self, log: logging.Logger | dg.DagsterLogManager | None = None
+        self,
+        log: logging.Logger | dg.DagsterLogManager | None = None,
+        ledger: Engine | None = None,
     ) -> Iterator[CapitalClient]:
+        """A client; with no URL, of the bundled simulator serving `ledger`'s world."""
         say = log.info if log is not None else logging.getLogger(__name__).info
-        with open_client(self.settings(), say=say) as client:
+        with open_client(self.settings(), say=say, ledger=ledger) as client:
             yield client
 
 

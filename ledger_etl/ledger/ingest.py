@@ -97,9 +97,15 @@ def finish_run(engine: Engine, run_id: str, status: str, summary: dict[str, Any]
 
 
 def record_accounts(
-    engine: Engine, run_id: str, accounts: Sequence[Account], observed_at: datetime
+    engine: Engine,
+    run_id: str,
+    accounts: Sequence[Account],
+    observed_at: datetime,
+    *,
+    observe_balances: bool = True,
 ) -> None:
-    """Register the accounts and keep this sync's broker balance observation of each."""
+    """Register the accounts and, with `observe_balances`, keep this sync's broker balance
+    observation of each."""
     with engine.begin() as conn:
         for account in accounts:
             values = {
@@ -125,7 +131,7 @@ def record_accounts(
                     )
                 )
             balance = account.balance
-            if balance is not None and balance.balance is not None:
+            if observe_balances and balance is not None and balance.balance is not None:
                 conn.execute(insert(s.balance_observations).values(
                     account_id=account.account_id, observed_at=observed_at,
                     balance=balance.balance, deposit=balance.deposit,

@@ -269,3 +269,15 @@ quarantine = Table(
     Column("last_run_id", String(64), nullable=False),
     UniqueConstraint("account_id", "endpoint", "raw_sha256", name="uq_quarantine_row"),
 )
+
+# The source each account was filled from (ledger/provenance.py); one per account.
+account_sources = Table(
+    "account_sources",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("source_url", Text, nullable=False),
+    Column("fingerprint", String(16), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("first_run_id", String(64), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)

@@ -8,9 +8,37 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ledger_etl.errors import InputError
 from ledger_etl.settings import SIMULATOR_API_KEY, SIMULATOR_IDENTIFIER, SIMULATOR_PASSWORD
 from ledger_etl.simulator.history import BOUNDS
 from ledger_etl.simulator.world import WorldConfig
+
+# The revision of the world generator (world.py, events.py, prices.py): bump it with any change
+# that alters the rows a world serves, so a ledger filled from the old rows refuses the new ones.
+GENERATOR_REVISION = 1
+
+
+def world_detail(world: WorldConfig) -> dict[str, Any]:
+    """Everything that decides a world's rows, as JSON (the ledger records it)."""
+    return {
+        "seed": world.seed, "start": world.start.isoformat(), "accounts": world.accounts,
+        "rows_per_day": world.rows_per_day, "demo": world.demo, "timezone": world.timezone,
+        "generator": GENERATOR_REVISION,
+    }  # fmt: skip
+
+
+def world_from_detail(detail: dict[str, Any]) -> WorldConfig:
+    """The world a ledger recorded; refused when its generator revision is not this one."""
+    if detail.get("generator") != GENERATOR_REVISION:
+        raise InputError(
+            f"this ledger was filled from simulator generator revision {detail.get('generator')}"
+            f", this version serves revision {GENERATOR_REVISION}: use a new ledger"
+        )
+    return WorldConfig(
+        seed=int(detail["seed"]), start=date.fromisoformat(detail["start"]),
+        accounts=int(detail["accounts"]), rows_per_day=float(detail["rows_per_day"]),
+        demo=bool(detail["demo"]), timezone=str(detail["timezone"]),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

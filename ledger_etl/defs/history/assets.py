@@ -98,7 +98,7 @@ def _sync(
     reports = []
     tails: list[tuple[str, str, SyncReport | None]] = []
     run_params = {"dagster_run_id": context.run.run_id}
-    with capital.open_client(context.log) as client:
+    with capital.open_client(context.log, ledger.engine()) as client:
         for month, account in month_accounts(context):
             context.log.info(f"fetching {endpoint} of {account} for {month}")
             report = sync_month(
