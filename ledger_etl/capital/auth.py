@@ -14,14 +14,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import ValidationError
 
-from .errors import SESSION_EXPIRED, ApiError, AuthenticationError, MalformedResponseError
+from .errors import (
+    NOT_DIFFERENT_ACCOUNT,
+    SESSION_EXPIRED,
+    ApiError,
+    AuthenticationError,
+    MalformedResponseError,
+    redact,
+)
 from .models import LoginSession, describe_validation_error
 from .ratelimit import RateLimiter
 
 CST_HEADER = "CST"
 SECURITY_TOKEN_HEADER = "X-SECURITY-TOKEN"  # noqa: S105 - a header name, not a secret
 API_KEY_HEADER = "X-CAP-API-KEY"
-NOT_DIFFERENT_ACCOUNT = "error.not-different.accountId"
 # Logins in a row when the new session dies before its account could be restored.
 RESTORE_ATTEMPTS = 3
 
@@ -79,6 +85,8 @@ class SessionState:
         self._security_token: str | None = None
         self._generation = 0
         self._accepted = 0  # the newest generation the API has accepted a request with
+        # Every token value ever received, replaced or not: a server may echo an old one back.
+        self._tokens_seen: set[str] = set()
         self.active_account_id: str | None = None
         # The account history calls should act on; re-established after every re-login,
         # because a login activates the account the platform marks as preferred.
@@ -115,6 +123,7 @@ class SessionState:
         response to a request sent before a newer login is ignored, so it cannot bring back
         tokens that were already replaced.
         """
+        self.note_tokens(cst, security_token)
         if not cst or not security_token:
             return False
         with self._lock:
@@ -125,6 +134,15 @@ class SessionState:
             self._cst, self._security_token = cst, security_token
             self._generation += 1
             return True
+
+    def note_tokens(self, *values: str | None) -> None:
+        """Remember token values a response carried, adopted or not (see `tokens_seen`)."""
+        with self._lock:
+            self._tokens_seen.update(value for value in values if value)
+
+    def tokens_seen(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._tokens_seen)
 
     def clear(self) -> None:
         with self._lock:
@@ -180,6 +198,17 @@ class SessionManager:
         # Re-entrant: restoring the account issues a request that checks the session again.
         self._lock = threading.RLock()
         self.streaming_host: str | None = None
+        self._encrypted_passwords: set[str] = set()  # each login sends a new one
+        # Not the session lock: a thread reading an error answer must not wait for a login.
+        self._secrets_lock = threading.Lock()
+
+    def secrets(self) -> frozenset[str]:
+        """Every credential and token this session has sent or received: what `redact` masks in
+        text the server wrote."""
+        with self._secrets_lock:
+            encrypted = frozenset(self._encrypted_passwords)
+        own = {self._api_key, self._identifier, self._password}
+        return frozenset(own) | encrypted | self.state.tokens_seen()
 
     def __repr__(self) -> str:
         return f"SessionManager(identifier={self._identifier!r}, state={self.state!r})"
@@ -242,6 +271,8 @@ class SessionManager:
             if not isinstance(stamp, int) or isinstance(stamp, bool):
                 raise _malformed("GET", "/session/encryptionKey", key, "no integer timeStamp")
             password = encrypt_password(self._password, str(key.body["encryptionKey"]), stamp)
+            with self._secrets_lock:
+                self._encrypted_passwords.add(password)
             encrypted = True
         body = {
             "identifier": self._identifier,
@@ -260,7 +291,10 @@ class SessionManager:
         self.state.active_account_id = session.current_account_id
         self.streaming_host = session.streaming_host
         self._count("logins")
-        self._logger.info("logged in; active account %s", session.current_account_id)
+        account = session.current_account_id
+        self._logger.info(
+            "logged in; active account %s", account and redact(account, self.secrets())
+        )
         return session
 
     # --- accounts ---

@@ -304,7 +304,14 @@ class CapitalClient:
         response = self._call(
             "GET", "/time", expect_key="serverTime", authenticated=False, retry_transient=True
         )
-        millis = int(response.body["serverTime"])
+        try:
+            millis: int | None = int(response.body["serverTime"])
+        except (TypeError, ValueError):
+            millis = None  # int()'s message quotes the server's text: raised outside, unchained
+        if millis is None:
+            raise MalformedResponseError.for_body(
+                "GET", "/time", response.status, response.raw, "serverTime is not an integer"
+            )
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
 
     def accounts(self) -> list[Account]:
@@ -458,17 +465,16 @@ class CapitalClient:
             self._log_attempt(method, path, params, type(error).__name__, attempt, sent_at)
             return 0, type(error).__name__
         self._log_attempt(method, path, params, response.status_code, attempt, sent_at)
+        cst, token = response.headers.get(CST_HEADER), response.headers.get(SECURITY_TOKEN_HEADER)
+        self._state.note_tokens(cst, token)  # even those of a login answer refused later
         if generation is not None:
             if response.status_code < 400:
                 self._state.accepted(generation)
-            self._state.adopt(
-                response.headers.get(CST_HEADER),
-                response.headers.get(SECURITY_TOKEN_HEADER),
-                sent_with=generation,
-            )
+            self._state.adopt(cst, token, sent_with=generation)
         if response.status_code < 400:
             return response
-        return response.status_code, error_code_of(response.content)
+        # From here on the errorCode is in exception messages, log lines and fetch records.
+        return response.status_code, error_code_of(response.content, self._session.secrets())
 
     def _adopt_login_tokens(self, response: httpx.Response) -> None:
         cst = response.headers.get(CST_HEADER)

@@ -1,14 +1,19 @@
 """Typed errors of the Capital.com client.
 
 Messages carry the HTTP method, the path (never a query string or header) and the API's
-`errorCode`; they never carry credentials, session tokens or response bodies.
+`errorCode`; they never carry credentials, session tokens or response bodies. The `errorCode` is
+text the server wrote, and a server (or a proxy in front of it) may echo the request back in it:
+`redact` masks every secret of the session in it and caps its length before anything keeps it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote, quote_plus
 
 from ledger_etl.errors import LedgerEtlError
 
@@ -167,22 +172,71 @@ class WindowSplitError(CapitalError):
     """A window still looked truncated but is too short to be cut in two."""
 
 
+# --- text the server wrote: masked and capped before it is logged, stored or shown ---
+
+MASK = "***"
+SERVER_TEXT_LIMIT = 500  # characters of server text kept (after masking)
+
+
+def _spellings(secret: str) -> set[str]:
+    """How a secret can appear in server text: raw, JSON-escaped (ASCII-only or not, with `/`
+    escaped or not, as servers differ) and percent-encoded (space as %20 or +)."""
+    escaped_ascii = json.dumps(secret)[1:-1]
+    escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+    return {
+        secret,
+        escaped_ascii,
+        escaped,
+        escaped_ascii.replace("/", "\\/"),
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _secret_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    spellings = {spelling for secret in secrets if secret for spelling in _spellings(secret)}
+    if not spellings:
+        return None
+    # Longest first, so a secret containing another is masked whole. Case is ignored because
+    # percent-encoding may use either case of hex digits; masking a little more is harmless.
+    ordered = sorted(spellings, key=lambda text: (-len(text), text))
+    return re.compile("|".join(re.escape(text) for text in ordered), re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` from the server with every spelling of every secret masked, cut at
+    `SERVER_TEXT_LIMIT` characters (saying so when it was cut)."""
+    pattern = _secret_pattern(frozenset(secrets))
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    if len(text) > SERVER_TEXT_LIMIT:
+        text = f"{text[:SERVER_TEXT_LIMIT]}... [cut: {len(text)} characters]"
+    return text
+
+
 # --- which HTTP answer means which error: the retry policy's table, written once ---
 
 SESSION_EXPIRED = "error.invalid.session.token"
+NOT_DIFFERENT_ACCOUNT = "error.not-different.accountId"
+# Codes the client branches on are kept verbatim: a short secret that happens to occur in one
+# (a password "session") must not turn a session expiry into an unknown error.
+ACTED_ON_CODES = frozenset({SESSION_EXPIRED, NOT_DIFFERENT_ACCOUNT})
 RETRY_ALWAYS = "always"  # 429: nothing was done, waiting is the fix
 RETRY_READS = "reads"  # 5xx, transport failures, malformed 200s: safe to repeat for GET only
 RETRY_NEVER = "never"  # other 4xx: repeating the same request cannot succeed
 
 
-def error_code_of(raw: bytes) -> str | None:
-    """The `errorCode` of an error body, if it has one."""
+def error_code_of(raw: bytes, secrets: Iterable[str] = ()) -> str | None:
+    """The `errorCode` of an error body, if it has one, redacted of `secrets`."""
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     code = body.get("errorCode") if isinstance(body, dict) else None
-    return code if isinstance(code, str) else None
+    if not isinstance(code, str):
+        return None
+    return code if code in ACTED_ON_CODES else redact(code, secrets)
 
 
 def classify_status(

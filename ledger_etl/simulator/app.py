@@ -22,7 +22,7 @@ from ledger_etl.simulator.catalog import MarketData
 from ledger_etl.simulator.clock import Clock
 from ledger_etl.simulator.config import SimulatorConfig
 from ledger_etl.simulator.errors import ApiError
-from ledger_etl.simulator.faults import FaultDecision, FaultPlan
+from ledger_etl.simulator.faults import FaultDecision, FaultPlan, echo_text
 from ledger_etl.simulator.sessions import (
     PasswordDecryptor,
     Session,
@@ -51,6 +51,7 @@ class Request:
     client: str
     session: Session | None = None
     query: str = ""  # the query string, percent-decoded (what fault rules' `query` searches)
+    raw_query: str = ""  # the query string as sent
 
     def json(self) -> dict[str, Any]:
         if not self.body.strip():
@@ -171,7 +172,7 @@ class Simulator:
         client = scope.get("client") or ("unknown", 0)
         return Request(
             scope["method"].upper(), scope["path"], params, headers, body, f"{client[0]}",
-            query=unquote(query),
+            query=unquote(query), raw_query=query,
         )  # fmt: skip
 
     async def _api(self, request: Request, send: Callable[[dict], Awaitable[None]]) -> None:
@@ -184,7 +185,13 @@ class Simulator:
         if decision.respond or decision.drop:
             reply = Reply(*decision.respond, {}) if decision.respond else Reply(200, {})
             if decision.respond:
-                reply.body = {"errorCode": decision.respond[1]}
+                code = decision.respond[1]
+                if decision.echo:
+                    query = f"?{request.raw_query}" if request.raw_query else ""
+                    target = API_PREFIX + request.path + query
+                    echoed = echo_text(request.method, target, request.headers, request.body)
+                    code = f"{code}: {echoed}"
+                reply.body = {"errorCode": code}
             self._record(request, reply.status, decision, started)
             if decision.drop:
                 await _send_dropped(send)

@@ -11,7 +11,8 @@ A fault profile is JSON (a file at start, or `/_sim/faults` at run time):
    {"kind": "latency", "seconds": 0.15},
    {"kind": "html", "path": "/history/", "nth": [2]},
    {"kind": "truncated_json", "path": "/history/", "nth": [7]},
-   {"kind": "expire_session", "every": 50}],
+   {"kind": "expire_session", "every": 50},
+   {"kind": "echo", "status": 401, "method": "POST", "path": "^/session$"}],
  "truncate_above": 500,
  "late_arrival": [{"endpoint": "activity", "seconds": 61, "fraction": 1.0}]}
 ```
@@ -19,7 +20,9 @@ A fault profile is JSON (a file at start, or `/_sim/faults` at run time):
 Rule kinds: `status` (answer `status` with `error_code` or a generic 5xx body), `throttle` (429
 `error.too-many.requests`), `drop` (close the connection mid-response), `latency` (delay the
 answer by `seconds`), `html` / `truncated_json` (a 200 whose body is an HTML page or JSON cut in
-half), `expire_session` (the caller's session dies just before the request is authenticated).
+half), `expire_session` (the caller's session dies just before the request is authenticated),
+`echo` (a hostile or debugging server: answer `status`, 500 unless given, with the request's
+headers and body in the `errorCode` text: as sent, as JSON and percent-encoded).
 A rule applies to requests whose method and path match (`path` is a regular expression searched in
 the path under `/api/v1`; empty matches all) and, if `query` is given, whose percent-decoded query
 string contains a match of that regular expression (`{"path": "^/history/", "query":
@@ -47,8 +50,18 @@ import threading
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
-KINDS = ("status", "throttle", "drop", "latency", "html", "truncated_json", "expire_session")
+KINDS = (
+    "status",
+    "throttle",
+    "drop",
+    "latency",
+    "html",
+    "truncated_json",
+    "expire_session",
+    "echo",
+)
 CORRUPTIONS = (
     "bad_amount",
     "unknown_currency",
@@ -77,7 +90,7 @@ class FaultRule:
     probability: float | None = None
     after: int = 0
     times: int | None = None
-    status: int = 503
+    status: int | None = None  # status: 503 unless given; echo: 500
     error_code: str | None = None
     seconds: float = 0.0
     matched: int = field(default=0, compare=False)
@@ -98,7 +111,11 @@ class FaultRule:
             raise FaultConfigError("every must be at least 1")
         if self.probability is not None and not 0 <= self.probability <= 1:
             raise FaultConfigError("probability must be between 0 and 1")
-        if self.kind == "status" and not 400 <= self.status <= 599:
+        if self.status is None:
+            self.status = 500 if self.kind == "echo" else 503
+        if self.kind in ("status", "echo") and not (
+            isinstance(self.status, int) and 400 <= self.status <= 599
+        ):
             raise FaultConfigError("status must be an HTTP error status (400-599)")
         if self.seconds < 0:
             raise FaultConfigError("seconds must not be negative")
@@ -186,6 +203,7 @@ class FaultDecision:
     respond: tuple[int, str] | None = None  # (status, errorCode)
     drop: bool = False
     body: str | None = None  # "html" | "truncated_json"
+    echo: bool = False  # the errorCode also carries the request (see `echo_text`)
     expire_session: bool = False
     fired: list[str] = field(default_factory=list)
 
@@ -272,8 +290,10 @@ class FaultPlan:
                     decision.expire_session = True
                 elif decision.respond or decision.drop or decision.body:
                     continue  # the first answer-changing rule wins
-                elif rule.kind == "status":
-                    decision.respond = (rule.status, rule.error_code or _default_code(rule.status))
+                elif rule.kind in ("status", "echo"):
+                    status = rule.status or 503
+                    decision.respond = (status, rule.error_code or _default_code(status))
+                    decision.echo = rule.kind == "echo"
                 elif rule.kind == "throttle":
                     decision.respond = (429, "error.too-many.requests")
                 elif rule.kind == "drop":
@@ -314,3 +334,25 @@ class FaultPlan:
 
 def _default_code(status: int) -> str:
     return "error.service.unavailable" if status >= 500 else "error.fault.injected"
+
+
+def echo_text(method: str, target: str, headers: dict[str, str], body: bytes) -> str:
+    """The request as an `echo` rule writes it into the errorCode, in three spellings: the body
+    as sent (a JSON body shows its strings JSON-escaped), the body's fields and the headers
+    percent-encoded, then the headers as sent and as a JSON object. The body comes first: it is
+    what a server echoing a login would show first."""
+    text = body.decode("utf-8", "replace")
+    try:
+        fields = json.loads(text) if text.strip() else {}
+    except ValueError:
+        fields = {}
+    form = {k: str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+    return "\n".join(
+        [
+            f"{method} {target}",
+            f"body={text}",
+            f"form={urlencode({**form, **headers})}",
+            *(f"{name}: {value}" for name, value in headers.items()),
+            f"headers={json.dumps(headers)}",
+        ]
+    )

@@ -53,6 +53,12 @@ FIXED = [
      "after a few expiries and 503s; the budget now counts failed answers only.",
      "ledger_etl/capital/client.py", "tests/unit/test_capital_relogin.py::test_a_replay_after_"
      "a_relogin_does_not_spend_the_retry_budget"),
+    ("An error answer whose `errorCode` echoed the request put the CST, the security token, the "
+     "API key or the password into exception messages, log lines, `fetch_log.error` and the "
+     "CLI's output; text the server wrote is now masked of every credential and every token the "
+     "session has held (raw, JSON-escaped and percent-encoded) and cut at 500 characters.",
+     "ledger_etl/capital/errors.py, ledger_etl/capital/auth.py, ledger_etl/capital/client.py",
+     "tests/reliability/test_echoed_secrets.py"),
 ]  # fmt: skip
 
 NOTES = [

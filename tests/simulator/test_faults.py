@@ -135,6 +135,36 @@ def test_late_arrival(api: ApiSession) -> None:
     assert api.get("/history/activity", **window).json()["activities"] == before
 
 
+def test_echo_answers_with_the_request_in_the_error_code(api: ApiSession) -> None:
+    _set_faults(
+        api,
+        {"rules": [
+            {"kind": "echo", "status": 401, "method": "POST", "path": "^/session$", "nth": [1]},
+            {"kind": "echo", "path": "^/history/", "error_code": "error.echo", "nth": [1]},
+        ]},
+    )  # fmt: skip
+    refused = api.http.post(
+        "/session",
+        json={"identifier": "me@example.com", "password": 'p"w d/'},
+        headers={"X-CAP-API-KEY": "key-1"},
+    )
+    assert refused.status_code == 401
+    echoed = refused.json()["errorCode"]
+    assert echoed.startswith("error.fault.injected: POST /api/v1/session\n")
+    assert '"password":"p\\"w d/"' in echoed  # the body as sent: JSON-escaped
+    assert "password=p%22w+d%2F" in echoed and "identifier=me%40example.com" in echoed
+    assert "x-cap-api-key: key-1" in echoed and '"x-cap-api-key": "key-1"' in echoed
+
+    api.login()  # the rule fired once; the next login goes through
+    history = api.get("/history/activity", **DAY)
+    assert history.status_code == 500  # an echo's default status
+    echoed = history.json()["errorCode"]
+    assert echoed.startswith("error.echo: GET /api/v1/history/activity?from=2025-06-10T00")
+    assert f"cst: {api.tokens['CST']}" in echoed
+    assert f"x-security-token={api.tokens['X-SECURITY-TOKEN']}" in echoed
+    assert api.get("/history/activity", **DAY).status_code == 200
+
+
 def test_random_faults_are_reproducible_with_a_seed() -> None:
     def run() -> list[int]:
         server = make_server(
@@ -177,6 +207,7 @@ def test_fault_profile_at_start_and_admin_api(api: ApiSession) -> None:
     [
         {"rules": [{"kind": "explode"}]},
         {"rules": [{"kind": "status", "status": 200}]},
+        {"rules": [{"kind": "echo", "status": 302}]},
         {"rules": [{"kind": "status", "path": "("}]},
         {"rules": [{"kind": "latency", "seconds": -1}]},
         {"rules": "all"},

@@ -3,9 +3,11 @@
 import base64
 import json
 import logging
+import re
 import threading
 import traceback
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from ledger_etl.capital import (
     CapitalError,
     fetch_history,
 )
+from ledger_etl.capital.errors import redact
 from ledger_etl.capital.ratelimit import RateLimiter
 
 API_KEY = "APIKEY-CANARY-7f3a9d"
@@ -163,3 +166,70 @@ def test_no_secret_reaches_logs_errors_or_records(caplog, encrypted):
     assert "GET /history/activity" in haystack and "POST /session" in haystack  # logs exist
     for canary in CANARIES:
         assert canary not in haystack, canary
+
+
+def spellings(secret: str) -> dict[str, str]:
+    """Each way a server may write `secret` back, computed here independently of the client."""
+    escaped = json.dumps(secret)[1:-1]
+    return {
+        "raw": secret,
+        "json ascii": escaped,
+        "json utf-8": json.dumps(secret, ensure_ascii=False)[1:-1],
+        "json with escaped slash": escaped.replace("/", "\\/"),
+        "percent-encoded": quote(secret, safe=""),
+        "percent-encoded, lower-case hex": re.sub(
+            r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(secret, safe="")
+        ),
+        "form-encoded": quote_plus(secret, safe=""),
+    }
+
+
+def test_redact_masks_every_spelling_of_a_secret_and_caps_the_text():
+    password = 'pa ss"wörd/+&=\\%'
+    token = "CST-CANARY-55aa01"
+    secrets = {password, token, f"{token}-longer", ""}  # "" must not mask everything
+    for secret in (password, token):
+        for name, spelling in spellings(secret).items():
+            masked = redact(f"errorCode: [{spelling}] end", secrets)
+            assert masked == "errorCode: [***] end", (secret, name, masked)
+    # A secret that contains another is masked whole, leaving no tail behind.
+    assert redact(f"old {token}-longer new {token}", secrets) == "old *** new ***"
+    assert redact("nothing secret here", secrets) == "nothing secret here"
+
+    # Masked first, then cut at 500 characters, saying so: a secret across the cut is not
+    # half-kept.
+    text = "x" * 498 + token + "y" * 2000
+    capped = redact(text, secrets)
+    assert capped[:500] == ("x" * 498 + "***" + "y" * 2000)[:500]
+    assert len(capped) < 560 and "cut" in capped and str(498 + 3 + 2000) in capped
+    assert token[:4] not in capped
+    short = "z" * 500
+    assert redact(short, secrets) == short  # at the limit nothing is cut
+
+
+def test_a_token_echoed_after_it_was_replaced_is_still_masked():
+    api = LeakyApi()
+    with make_client(api) as client:
+        client.ping()  # session 1
+        with api.lock:
+            api.generation += 1  # it expires; the client logs in again and replays
+        client.ping()
+        old, current = f"{CST}-1", api.tokens()["CST"]
+        assert old != current
+        echo = f"echo: CST={old}; now CST={current}; X-SECURITY-TOKEN={SECURITY_TOKEN}-g"
+        api.script = [httpx.Response(400, json={"errorCode": echo})]
+        with pytest.raises(CapitalError) as caught:
+            client.request("GET", "/history/activity", expect_key="activities")
+    assert str(caught.value).endswith("echo: CST=***; now CST=***; X-SECURITY-TOKEN=***")
+
+
+def test_a_malformed_server_time_is_not_quoted_in_the_error():
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"serverTime": f"echo CST={CST}"})
+
+    client = make_client(answer)
+    with pytest.raises(CapitalError) as caught:
+        client.server_time()
+    client.close()
+    assert "serverTime is not an integer" in str(caught.value)
+    assert not [text for text in texts_of(caught.value) if CST in text]
