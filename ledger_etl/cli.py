@@ -416,6 +416,11 @@ def demo(months: int) -> None:
     help="Comma-separated formats; statement.json is always written (diffs are made from it).",
 )
 @click.option("--run-id", default=None, help="Run id recorded in the manifest.")
+@click.option(
+    "--provisional",
+    is_flag=True,
+    help="Allow the current month, which is not closed yet (always PROVISIONAL).",
+)
 @_DATABASE_OPTION
 def statement_command(
     month: str,
@@ -423,6 +428,7 @@ def statement_command(
     out_dir: Path | None,
     formats: str,
     run_id: str | None,
+    provisional: bool,
     database_url: str | None,
 ) -> None:
     """Publish the month's statement of each account; print each folder written or unchanged."""
@@ -447,7 +453,9 @@ def statement_command(
     target = out_dir or export_dir()
     for account in chosen:
         try:
-            result = publish_statement(engine, account, month, target, run_id, chosen_formats)
+            result = publish_statement(
+                engine, account, month, target, run_id, chosen_formats, provisional=provisional
+            )
         except OSError as exc:  # read-only or full export folder: nothing was published
             raise click.ClickException(
                 f"cannot write the {account} {month} statement under {target}: "
@@ -455,6 +463,8 @@ def statement_command(
             ) from None
         statement = result.statement
         note = f"{statement.status}, reconciliation {statement.reconciliation.status}"
+        if statement.status_reasons:
+            note += f" ({'; '.join(statement.status_reasons)})"
         if result.status == "unchanged":
             click.echo(f"unchanged: {result.folder}")
         else:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 
+from ledger_etl.statements.document import money
 from ledger_etl.statements.model import (
     Check,
     Coverage,
@@ -41,12 +43,14 @@ def build_statement(inputs: StatementInputs) -> Statement:
         reconciliation = reconcile(inputs, closing)
         checks = _checks(inputs, opening, closing, movement, lines, by_type, by_account)
     coverage = Coverage(inputs.fetches, inputs.gaps)
+    reasons = status_reasons(inputs, coverage, reconciliation, opening)
     return Statement(
         account_id=inputs.account_id,
         account_name=inputs.account_name,
         currency=inputs.currency,
         period=inputs.period,
-        status="FINAL" if coverage.complete else "PROVISIONAL",
+        status="PROVISIONAL" if reasons else "FINAL",
+        status_reasons=reasons,
         opening_balance=opening,
         closing_balance=closing,
         movement=movement,
@@ -59,6 +63,49 @@ def build_statement(inputs: StatementInputs) -> Statement:
         ledger_state=ledger_state(inputs.entries),
         checks=checks,
     )
+
+
+def status_reasons(
+    inputs: StatementInputs, coverage: Coverage, reconciliation: Reconciliation, opening: Decimal
+) -> tuple[str, ...]:
+    """Why the statement cannot be FINAL; none when it is proven.
+
+    FINAL needs all three: the month is covered (no gaps); the opening balance is proven; the
+    closing reconciles with the broker's balance. The opening is proven by the previous month's
+    FINAL closing, or by the reconciliation itself: a closing that equals the broker's balance,
+    less a completely covered month of movements, leaves only one possible opening.
+    """
+    reasons = []
+    if not inputs.month_closed:
+        reasons.append("month not closed")
+    if not coverage.complete:
+        spans = ", ".join(f"[{iso_z(g.start)}, {iso_z(g.end)})" for g in coverage.gaps[:3])
+        more = f" and {len(coverage.gaps) - 3} more" if len(coverage.gaps) > 3 else ""
+        reasons.append(f"coverage gaps ({inputs.period.label}): {spans}{more}")
+    if reconciliation.status == "DIFFERENCE":
+        reasons.append(
+            f"reconciliation DIFFERENCE of {money(reconciliation.difference)} {inputs.currency} "
+            "against the broker's balance"
+        )
+    elif reconciliation.status == "UNVERIFIED":
+        reasons.append(f"reconciliation UNVERIFIED: {reconciliation.reason}")
+    proven_by_previous = inputs.previous_final_closing == opening
+    proven_by_broker = coverage.complete and reconciliation.status == "RECONCILED"
+    if not (proven_by_previous or proven_by_broker):
+        previous = (
+            f"the previous month's FINAL statement closes at {money(inputs.previous_final_closing)}"
+            if inputs.previous_final_closing is not None
+            else "no FINAL statement of the previous month is published"
+        )
+        reasons.append(
+            f"opening balance {money(opening)} not proven: {previous}, and the reconciliation does "
+            "not prove it"
+        )
+    return tuple(reasons)
+
+
+def iso_z(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _running_lines(

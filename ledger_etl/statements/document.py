@@ -172,6 +172,7 @@ def header(statement: Statement) -> dict[str, Any]:
         "period_start": iso(s.period.start),
         "period_end": iso(s.period.end),
         "status": s.status,
+        "status_reasons": list(s.status_reasons),
         "opening_balance": money(s.opening_balance),
         "closing_balance": money(s.closing_balance),
         "movement": money(s.movement),
@@ -215,6 +216,8 @@ def content_hash(head: dict[str, Any], entries: Iterable[dict[str, Any]]) -> str
     recon = head.get("reconciliation") or {}
     content["reconciliation"] = {key: recon.get(key) for key in RECONCILIATION_CONTENT_KEYS}
     content["gaps"] = (head.get("coverage") or {}).get("gaps")
+    if head.get("status_reasons"):  # absent when FINAL, so a FINAL statement's hash is as before
+        content["status_reasons"] = head["status_reasons"]
     digest = hashlib.sha256(b"statement-content-v1\n")
     digest.update(canonical(content))
     digest.update(b"\n")

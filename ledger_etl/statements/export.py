@@ -27,11 +27,12 @@ from typing import Any, BinaryIO, Literal
 from sqlalchemy import Engine
 
 from ledger_etl import __version__
+from ledger_etl.errors import InputError
 from ledger_etl.ledger.chart import ChartOfAccounts
 from ledger_etl.statements.build import build_statement
 from ledger_etl.statements.document import diff_doc, fetch_doc, gap_doc, iso, money
 from ledger_etl.statements.document import statement_content_hash as content_hash_of
-from ledger_etl.statements.model import Statement
+from ledger_etl.statements.model import Period, Statement
 from ledger_etl.statements.paths import (
     FILE_MODE,
     READ_ONLY_MODE,
@@ -124,12 +125,19 @@ def publish_statement(
     formats: Iterable[str] | str = ALL_FORMATS,
     *,
     chart: ChartOfAccounts | None = None,
+    now: datetime | None = None,
+    provisional: bool = False,
 ) -> PublishResult:
     """Build the account's statement for `month` (YYYY-MM) and publish it as a new version,
-    unless it equals the current one."""
+    unless it equals the current one.
+
+    A month that has not started is refused; the current month (not closed at `now`, default
+    the clock) only with `provisional`, and it is then always PROVISIONAL, "month not closed".
+    """
     account_id = validate_account_id(account_id)
     period = parse_month(month)
     chosen = normalize_formats(formats)
+    closed = month_closed(period, now or datetime.now(UTC), provisional)
     if out_dir is None:
         from ledger_etl.settings import export_dir
 
@@ -137,6 +145,8 @@ def publish_statement(
     log = BuildLog()
     with log.step("read_ledger", account_id=account_id, month=period.label) as record:
         inputs = read_statement_inputs(engine, account_id, period, chart)
+        previous = previous_final_closing(Path(out_dir), account_id, period.previous_start)
+        inputs = replace(inputs, month_closed=closed, previous_final_closing=previous)
         record["entries"] = len(inputs.entries)
         record["activities"] = len(inputs.activities)
         record["fetches"] = len(inputs.fetches)
@@ -145,6 +155,41 @@ def publish_statement(
         record["status"] = statement.status
         record["reconciliation"] = statement.reconciliation.status
     return publish_built(statement, Path(out_dir), run_id, chosen, log)
+
+
+class MonthNotClosedError(StatementError, InputError):
+    """A statement asked for a month that has not started, or has not ended without
+    `--provisional`."""
+
+
+def month_closed(period: Period, now: datetime, provisional: bool) -> bool:
+    """Whether the month has ended at `now`; refuses a month that has not started, and an open
+    month unless `provisional`."""
+    if period.start > now:
+        raise MonthNotClosedError(
+            f"{period.label} has not started yet (now is {now:%Y-%m-%d %H:%M} UTC): there is "
+            "nothing to state"
+        )
+    if period.end > now and not provisional:
+        raise MonthNotClosedError(
+            f"{period.label} is not closed until {period.end:%Y-%m-%d} 00:00 UTC; pass "
+            "--provisional to publish it now as PROVISIONAL"
+        )
+    return period.end <= now
+
+
+def previous_final_closing(
+    out_dir: Path, account_id: str, previous_start: datetime
+) -> Decimal | None:
+    """The closing balance of the previous month's published statement, if that one is FINAL."""
+    from ledger_etl.statements.published import PublishedStatements
+
+    reader = PublishedStatements(out_dir)
+    label = f"{previous_start:%Y-%m}"
+    latest = reader.latest(account_id, label)
+    if latest is None or latest.statement_status != "FINAL":
+        return None
+    return Decimal(reader.document(account_id, label, latest.version)["closing_balance"])
 
 
 def publish_built(

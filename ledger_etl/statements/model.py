@@ -126,6 +126,9 @@ class StatementInputs:
     observation: BalanceObservation | None
     observation_window: ObservationWindow | None
     ledger_account_names: Mapping[str, str] = field(default_factory=dict)
+    # The closing of the previous month's published FINAL statement, if there is one.
+    previous_final_closing: Decimal | None = None
+    month_closed: bool = True  # False for the current month (published only as PROVISIONAL)
 
 
 # -- the built model ------------------------------------------------------------------------------
@@ -221,6 +224,8 @@ class Statement:
     version: int | None = None
     diff: StatementDiff | None = None
     schema_version: int = SCHEMA_VERSION
+    # Why the statement is PROVISIONAL (empty when FINAL): see build.status_reasons.
+    status_reasons: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:

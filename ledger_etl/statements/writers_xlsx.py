@@ -217,6 +217,11 @@ def _summary(wb: Workbook, s: Statement) -> None:
         ("Period start (UTC)", iso(s.period.start), None),
         ("Period end, exclusive (UTC)", iso(s.period.end), None),
         ("Status", s.status, None),
+        (
+            "Why provisional",
+            cell_text("; ".join(s.status_reasons)) if s.status_reasons else None,
+            None,
+        ),
         ("Version", s.version, None),
         ("Opening balance", amount(s.opening_balance), None),
         ("Closing balance", amount(s.closing_balance), None),

@@ -227,3 +227,57 @@ def test_month_bounds() -> None:
     jan = parse_month("2025-01")
     assert jan.previous_start == datetime(2024, 12, 1, tzinfo=UTC)
     assert jan.end - jan.start == timedelta(days=31)
+
+
+LATE_OBSERVATION = BalanceObservation(datetime(2025, 7, 3, tzinfo=UTC), D("1251.30"), "USD", None)
+A_GAP = (Gap("transactions", datetime(2025, 6, 5, tzinfo=UTC), datetime(2025, 6, 6, tzinfo=UTC)),)
+
+# (id, input overrides, the beginnings of the reasons; none means FINAL)
+STATUS_CASES = [
+    ("covered_reconciled", {}, []),
+    ("difference", {"observation": LATE_OBSERVATION},
+     ["reconciliation DIFFERENCE of -1.30 USD", "opening balance 1000.00 not proven"]),
+    ("difference_opening_from_previous_final",
+     {"observation": LATE_OBSERVATION, "previous_final_closing": D("1000")},
+     ["reconciliation DIFFERENCE of -1.30 USD"]),
+    ("previous_final_closes_elsewhere",
+     {"observation": LATE_OBSERVATION, "previous_final_closing": D("999.99")},
+     ["reconciliation DIFFERENCE", "opening balance 1000.00 not proven: the previous month's "
+      "FINAL statement closes at 999.99"]),
+    ("no_observation", {"observation": None},
+     ["reconciliation UNVERIFIED: no broker balance observation",
+      "opening balance 1000.00 not proven"]),
+    ("gaps_even_if_reconciled", {"gaps": A_GAP},
+     ["coverage gaps (2025-06): [2025-06-05T00:00:00Z, 2025-06-06T00:00:00Z)",
+      "opening balance 1000.00 not proven"]),
+    ("gaps_opening_from_previous_final", {"gaps": A_GAP, "previous_final_closing": D("1000")},
+     ["coverage gaps"]),
+    ("month_not_closed", {"month_closed": False}, ["month not closed"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"), [c[1:] for c in STATUS_CASES], ids=[c[0] for c in STATUS_CASES]
+)
+def test_final_only_when_covered_opening_proven_and_reconciled(
+    overrides: dict[str, object], expected: list[str]
+) -> None:
+    statement = build_statement(inputs(**overrides))
+    assert statement.status == ("PROVISIONAL" if expected else "FINAL")
+    assert len(statement.status_reasons) == len(expected), statement.status_reasons
+    for reason, start in zip(statement.status_reasons, expected, strict=True):
+        assert reason.startswith(start), (reason, start)
+
+
+def test_a_final_statement_hashes_as_before_reasons_enter_only_when_provisional() -> None:
+    """Statements published FINAL before reasons existed keep their content hash."""
+    from ledger_etl.statements.document import content_hash, entry_doc, header
+
+    final = build_statement(inputs())
+    head = header(final)
+    assert head["status_reasons"] == []
+    entries = [entry_doc(line) for line in final.lines]
+    without = {key: value for key, value in head.items() if key != "status_reasons"}
+    assert content_hash(head, entries) == content_hash(without, entries)
+    provisional = build_statement(inputs(month_closed=False))
+    assert statement_content_hash(provisional) != statement_content_hash(final)

@@ -100,7 +100,12 @@ def test_all_formats_carry_the_same_rows_and_totals(tmp_path: Path) -> None:
     assert [
         (e["reference"], D(e["amount"]), D(e["running_balance"])) for e in doc["entries"]
     ] == expected
-    assert doc["status"] == "FINAL" and doc["version"] == 1
+    # No broker balance observation: nothing proves the closing, so nothing proves the opening.
+    assert doc["status"] == "PROVISIONAL" and doc["version"] == 1
+    assert [r.split(":")[0] for r in doc["status_reasons"]] == [
+        "reconciliation UNVERIFIED",
+        "opening balance 1000.00 not proven",
+    ]
     for key in ("schema_version", "account_id", "currency", "period_start", "period_end",
                 "opening_balance", "closing_balance", "totals_by_type",
                 "totals_by_ledger_account", "activity", "reconciliation", "coverage"):  # fmt: skip

@@ -222,13 +222,17 @@ def monthly_statement(
             "difference": None if reconciliation.difference is None
             else str(reconciliation.difference),
             "reason": reconciliation.reason,
+            "status_reasons": list(statement.status_reasons),
             "content_hash": statement_content_hash(statement),
         }  # fmt: skip
-        context.log.info(
+        line = (
             f"{account} {month}: {published.status} v{published.version} "
-            f"({statement.status}, {reconciliation.status}) in "
-            f"{published.folder}"
+            f"({statement.status}, {reconciliation.status}) in {published.folder}"
         )
+        if statement.status_reasons:
+            context.log.warning(f"{line}; PROVISIONAL: {'; '.join(statement.status_reasons)}")
+        else:
+            context.log.info(line)
     values = list(results.values())
     metadata: dict[str, Any] = {"by_partition": dg.MetadataValue.json(results)}
     if len(values) == 1:
@@ -237,6 +241,7 @@ def monthly_statement(
             "folder": dg.MetadataValue.path(only["folder"]), "version": only["version"],
             "status": only["status"], "publish": only["publish"],
             "reconciliation": only["reconciliation"], "entries": only["entries"],
+            "status_reasons": dg.MetadataValue.json(only["status_reasons"]),
             "closing_balance": only["closing"], "content_hash": only["content_hash"],
         })  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)

@@ -1,6 +1,6 @@
 """Invariants as asset checks, evaluated per (month, account) partition."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -95,34 +95,60 @@ def _latest_published(ledger: LedgerResource, account: str, month: str):
 
 @dg.asset_check(
     asset=monthly_statement,
-    description="Opening balance equals the previous month's published closing.",
+    description="Published balances roll forward: this month's opening equals the closing of "
+    "the account's published month before it, and its closing equals the opening of the "
+    "published month after it; a month missing in between fails.",
 )
 def balance_rolls_forward(
     context: dg.AssetCheckExecutionContext, ledger: LedgerResource
 ) -> dg.AssetCheckResult:
-    failures, detail = {}, {}
+    reader = PublishedStatements(ledger.exports())
+    failures: dict[str, Any] = {}
+    detail: dict[str, Any] = {}
     for month, account in _partitions(context):
-        start, _ = month_bounds(month)
-        previous_month = f"{start - timedelta(days=1):%Y-%m}"
-        previous = _latest_published(ledger, account, previous_month)
-        opening = _build(ledger, account, month).opening_balance
         key = f"{account}|{month}"
-        if previous is None:
-            detail[key] = f"no published statement for {previous_month}; nothing to compare"
+        if reader.latest(account, month) is None:
+            detail[key] = "not published"
+            failures[key] = "no published statement to compare"
             continue
-        document = PublishedStatements(ledger.exports()).document(
-            account, previous_month, previous.version
-        )
-        closing = Decimal(document["closing_balance"])
-        detail[key] = {"opening": str(opening), "previous_closing": str(closing)}
-        if opening != closing:
-            failures[key] = detail[key]
+        this = reader.document(account, month)
+        published = reader.months(account)
+        before = [m for m in published if m < month]
+        after = [m for m in published if m > month]
+        problems = []
+        compared: dict[str, Any] = {}
+        if before:
+            closing = reader.document(account, before[-1])["closing_balance"]
+            compared["previous"] = {"month": before[-1], "closing": closing}
+            problems += _roll_problems(before[-1], month, closing, this["opening_balance"])
+        if after:
+            opening = reader.document(account, after[0])["opening_balance"]
+            compared["next"] = {"month": after[0], "opening": opening}
+            problems += _roll_problems(month, after[0], this["closing_balance"], opening)
+        detail[key] = compared or "the account's only published month: nothing to compare"
+        if problems:
+            failures[key] = {**compared, "problems": problems}
     return _result(failures, detail)
+
+
+def _roll_problems(earlier: str, later: str, closing: str, opening: str) -> list[str]:
+    if _month_after(earlier) != later:  # the balances differ by the missing months' movement
+        return [f"months between {earlier} and {later} are not published"]
+    if Decimal(closing) != Decimal(opening):
+        return [f"{earlier} closes at {closing} but {later} opens at {opening}"]
+    return []
+
+
+def _month_after(month: str) -> str:
+    _, end = month_bounds(month)
+    return f"{end:%Y-%m}"
 
 
 @dg.asset_check(
     asset=monthly_statement,
-    description="The closing balance reconciles with the broker's balance.",
+    blocking=True,
+    description="The statement is FINAL: covered, its opening proven and its closing reconciled "
+    "with the broker's balance. Blocking: what reads statements downstream waits for it.",
 )
 def statement_reconciles(
     context: dg.AssetCheckExecutionContext, ledger: LedgerResource
@@ -137,6 +163,7 @@ def statement_reconciles(
             "statement": statement.status,
             "difference": None if rec.difference is None else str(rec.difference),
             "reason": rec.reason,
+            "status_reasons": list(statement.status_reasons),
         }
         if rec.status != "RECONCILED" or statement.status != "FINAL":
             failures[key] = detail[key]
