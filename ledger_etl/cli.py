@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -440,9 +440,9 @@ def statement_command(
         publish_statement,
         validate_account_id,
     )
-    from ledger_etl.statements.export import normalize_formats
+    from ledger_etl.statements.export import month_closed, normalize_formats
 
-    parse_month(month)
+    month_closed(parse_month(month), datetime.now(UTC), provisional)  # refuses before any work
     chosen_formats = normalize_formats(formats)
     chosen = [validate_account_id(a) for a in accounts]
     engine = _engine(database_url)

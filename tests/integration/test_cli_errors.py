@@ -26,6 +26,7 @@ CASES = [
     ("month_past_9998", ["statement", "--month", "9999-12"], {}, EXIT_USAGE, "9998-12"),
     ("month_full_width", ["statement", "--month", full_width("2025-03")], {}, EXIT_USAGE, "ASCII"),
     ("month_zero", ["statement", "--month", "2025-00"], {}, EXIT_USAGE, "YYYY-MM"),
+    ("month_future", ["statement", "--month", "9998-12"], {}, EXIT_USAGE, "has not started"),
     ("day_year_one", ["sync", "--from", "0001-01-01", "--to", "0001-01-02"], {}, EXIT_USAGE,
      "out of range"),
     ("day_full_width", ["sync", "--from", full_width("2025-02-01"), "--to", "2025-02-03"], {},

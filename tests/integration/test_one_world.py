@@ -114,3 +114,24 @@ def test_the_demo_then_the_cli_read_one_world(tmp_path: Path) -> None:
     assert [line for line in lines if line.startswith("unchanged: ")], published.output
     verdicts = [line for line in lines if " v1: " in line]
     assert verdicts and all("FINAL, reconciliation RECONCILED" in v for v in verdicts), lines
+
+
+def test_the_current_month_is_published_only_as_provisional(tmp_path: Path) -> None:
+    env = _ledger_env(tmp_path)
+    today = datetime.now(UTC).date()
+    assert (
+        CliRunner()
+        .invoke(
+            main, ["sync", "--from", f"{today - timedelta(days=1)}", "--to", f"{today}"], env=env
+        )
+        .exit_code
+        == 0
+    )
+    month = f"{today:%Y-%m}"
+    refused = CliRunner().invoke(main, ["statement", "--month", month], env=env)
+    assert refused.exit_code == EXIT_USAGE and "--provisional" in refused.output
+    assert not (tmp_path / "exports").exists()
+    published = CliRunner().invoke(main, ["statement", "--month", month, "--provisional"], env=env)
+    assert published.exit_code == 0, published.output
+    notes = [line for line in published.output.splitlines() if " v1: " in line]
+    assert notes and all("PROVISIONAL" in n and "month not closed" in n for n in notes), notes
