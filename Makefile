@@ -27,7 +27,7 @@ test-all: install  ## everything, the slow cases included (as CI runs it)
 	RUN_SLOW=1 bash scripts/run-tests.sh
 
 dev: install  ## the Dagster UI and daemon on http://127.0.0.1:3000, instance in dagster_home/
-	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(CURDIR)/dagster_home VENV=$(VENV) bash scripts/dev.sh
 
 lint: install
 	$(BIN)/ruff check .
