@@ -125,6 +125,8 @@ def _count(engine: Engine, table: Any, account: str, endpoint: str | None = None
         return int(conn.execute(query).scalar_one())
 
 
+# About 150 s at 2,000 examples on a busy two-core machine (six database transactions each).
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES, deadline=None, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
