@@ -215,7 +215,7 @@ def database_floor(engine: Engine, result: HistoryResult, chart: ChartOfAccounts
     summary = IngestSummary(result.account_id, result.endpoint)
     with engine.connect() as conn:
         writer = LedgerWriter(conn, run_id)
-        staged = writer._tx_tuples(_staged_transactions(result, chart, [], summary))
+        staged = writer._tx_tuples(_staged_transactions(result, chart, [], summary, None))
     entries = [(*t[:14], run_id, run_id) for t in staged]
     raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_id, run_id) for t in staged]
     del staged

@@ -84,12 +84,21 @@ def array_item_texts(raw: bytes, key: str) -> list[str] | None:
 
 # One encoder, built once: `json.dumps` with options constructs a new one per call.
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_ASCII_ROW_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
 
 
 def dump_row(row: Any) -> str:
     """Compact JSON of a decoded row, Decimal numbers as exact strings: the stored text of a row
-    whose original text is not at hand (a body `array_item_texts` could not split)."""
-    return _ROW_ENCODER.encode(row)
+    whose original text is not at hand (a body `array_item_texts` could not split).
+
+    A lone UTF-16 surrogate (a `\\ud800` escape on the wire) cannot be encoded as UTF-8, so a
+    row holding one is written with escapes throughout: the same JSON, storable everywhere."""
+    text = _ROW_ENCODER.encode(row)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _ASCII_ROW_ENCODER.encode(row)
+    return text
 
 
 # --- enums from the vendor documentation (reference §2, §3); unknown values are flagged ---

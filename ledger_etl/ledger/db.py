@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from ledger_etl.errors import InputError
+from ledger_etl.ledger.schema import MoneySum
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -59,6 +60,8 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # Amounts are decimal TEXT on SQLite: `schema.money_sum` sums them exactly through this.
+        dbapi_connection.create_aggregate("ledger_money_sum", 1, MoneySum)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from ledger_etl import __version__
 from ledger_etl.capital.history import HistoryResult
@@ -155,18 +155,28 @@ def _fetch_rows(result: HistoryResult, fetched_at: datetime) -> list[dict[str, A
     ]  # fmt: skip
 
 
+def account_currency(engine: Engine | Connection, account_id: str) -> str | None:
+    """The account's ISO currency as last recorded from the broker; None when unknown."""
+    query = select(s.accounts.c.currency).where(s.accounts.c.account_id == account_id)
+    if isinstance(engine, Connection):
+        return engine.execute(query).scalar()
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
 def _staged_transactions(
     result: HistoryResult,
     chart: ChartOfAccounts,
     quarantined: list[QuarantineRow],
     summary: IngestSummary,
+    currency: str | None,
 ) -> Iterator[StagedTransaction]:
     """The range's transactions, normalized; rows that cannot enter the ledger are quarantined."""
     account_id, endpoint = result.account_id, result.endpoint
     for row, raw, window in zip(result.rows, result.raws, result.windows, strict=True):
         if not isinstance(row, Transaction):
             continue
-        normalized = normalize_transaction(account_id, row, chart)
+        normalized = normalize_transaction(account_id, row, chart, currency)
         if isinstance(normalized, Rejected):
             quarantined.append(
                 QuarantineRow(
@@ -200,6 +210,14 @@ def ingest_history(
             has_transactions = True
         elif isinstance(row, Activity):
             activity = normalize_activity(result.account_id, row, key)
+            if isinstance(activity, Rejected):
+                quarantined.append(
+                    QuarantineRow(
+                        result.account_id, result.endpoint, raw, activity.reason,
+                        window.start, window.end,
+                    )
+                )  # fmt: skip
+                continue
             summary.flagged += bool(activity.flags)
             staged_act.append(
                 StagedActivity(
@@ -217,8 +235,9 @@ def ingest_history(
         counts = WriteCounts()
         if has_transactions:
             # Normalized lazily: the writer prepares one batch while it merges the previous one.
+            currency = account_currency(conn, result.account_id)
             counts = writer.write_transactions(
-                _staged_transactions(result, chart, quarantined, summary)
+                _staged_transactions(result, chart, quarantined, summary, currency)
             )
         if counts.inserted + counts.changed + counts.unchanged == 0:
             counts = writer.write_activities(staged_act)

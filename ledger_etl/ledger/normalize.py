@@ -1,7 +1,9 @@
 """Pure normalization: parsed API rows -> ledger rows. No I/O, no database.
 
 A transaction becomes a `LedgerRow` (exact Decimal amount, ISO currency with the raw code kept,
-chart-of-accounts code, flags) or a `Rejected` with the reason it cannot enter the ledger.
+chart-of-accounts code, flags) and an activity an `ActivityRow`, or either a `Rejected` with the
+reason it cannot enter the ledger. Both run in `MONEY_CONTEXT`, so a number that cannot be held
+exactly is a rejection with a reason, never an exception that stops the sync.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, NamedTuple
 
 from ledger_etl.capital.models import Activity, Transaction
 from ledger_etl.ledger.chart import ChartOfAccounts
-from ledger_etl.ledger.schema import MONEY_SCALE
+from ledger_etl.ledger.schema import MONEY_SCALE, activities, ledger_entries
 
 # Active ISO 4217 codes (and the precious-metal and SDR codes that brokers use).
 ISO_CURRENCIES = frozenset(
@@ -37,6 +39,7 @@ SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX 
 VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL XAU XAG XDR
 """.split()
 )
+CURRENCY_MISMATCH = "currency_mismatch"  # the reason prefix statements count
 _DEMO_SUFFIX = re.compile(r"^([A-Z]{3})d$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_NOTE = 2000
@@ -111,10 +114,33 @@ MONEY_CONTEXT = Context(prec=80, Emax=99, Emin=-99, traps=[Inexact, Rounded, Ove
 
 
 def canonical_amount(amount: Decimal) -> str:
-    """One spelling per value: `20.0`, `20`, `20.00` all become `20`."""
+    """One spelling per value: `20.0`, `20`, `20.00` all become `20` (exact, any caller)."""
     with localcontext(MONEY_CONTEXT):
-        text = format(amount.normalize(), "f")
+        return _canonical(amount)
+
+
+def _canonical(amount: Decimal) -> str:
+    # Only inside MONEY_CONTEXT (normalization enters it once per row): in a narrower context
+    # `normalize()` would round a long amount.
+    text = format(amount.normalize(), "f")
     return "0" if text in ("-0", "0") else text
+
+
+def storable_json(text: str) -> str:
+    """JSON text that every backend stores alike: a lone surrogate or a literal NUL (possible
+    only in text re-encoded from a decoded row) becomes its JSON escape, the same JSON value."""
+    if text.isascii() and "\x00" not in text:
+        return text  # the common case, checked without encoding
+    if "\x00" not in text:
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            pass
+    return "".join(
+        f"\\u{ord(char):04x}" if char == "\x00" or "\ud800" <= char <= "\udfff" else char
+        for char in text
+    )
 
 
 def clean_text(value: str | None, limit: int = MAX_NOTE) -> tuple[str | None, bool]:
@@ -133,6 +159,30 @@ _MAX_AMOUNT = Decimal(10) ** (38 - MONEY_SCALE)
 _ZERO = Decimal(0)
 _new_tuple = tuple.__new__
 _SEPARATOR = "\x1f"
+
+
+def _column_limits(table: Any, names: tuple[str, ...]) -> tuple[int | None, ...]:
+    return tuple(getattr(table.c[name].type, "length", None) for name in names)
+
+
+# Text columns with a length limit: PostgreSQL refuses a longer value where SQLite keeps it, so a
+# longer field is a rejection on both. (name, limit) in the order `_unstorable_text` is given.
+_TX_TEXT = ("reference", "status", "deal_id", "transaction_type", "currency_raw")
+_TX_LIMITS = _column_limits(ledger_entries, _TX_TEXT)
+_ACT_TEXT = (
+    "epic", "deal_id", "source", "activity_type", "status", "deal_reference", "direction",
+    "working_order_id", "actions",
+)  # fmt: skip
+_ACT_LIMITS = _column_limits(activities, _ACT_TEXT)
+
+
+def _too_long(
+    values: tuple[str | None, ...], names: tuple[str, ...], limits: tuple[int | None, ...]
+) -> str | None:
+    for value, name, limit in zip(values, names, limits, strict=False):
+        if value is not None and limit is not None and len(value) > limit:
+            return f"text_too_long: {name} has {len(value)} characters, at most {limit} fit"
+    return None
 
 
 def _unstorable_text(values: tuple[str | None, ...], nul_checked: int) -> str | None:
@@ -154,18 +204,25 @@ def _unstorable_text(values: tuple[str | None, ...], nul_checked: int) -> str | 
 
 
 def normalize_transaction(
-    account_id: str, tx: Transaction, chart: ChartOfAccounts
+    account_id: str,
+    tx: Transaction,
+    chart: ChartOfAccounts,
+    account_currency: str | None = None,
 ) -> LedgerRow | Rejected:
-    """One transaction as a ledger row, or the reason it cannot be one (never raises on money)."""
+    """One transaction as a ledger row, or the reason it cannot be one (never raises on money).
+
+    `account_currency` is the account's ISO currency when known: an entry in another currency
+    cannot be added to the account's balance, so it is rejected (`currency_mismatch`).
+    """
     try:
         with localcontext(MONEY_CONTEXT):
-            return _normalize_transaction(account_id, tx, chart)
+            return _normalize_transaction(account_id, tx, chart, account_currency)
     except DecimalException as error:
         return Rejected(f"amount_unrepresentable: {type(error).__name__}")
 
 
 def _normalize_transaction(
-    account_id: str, tx: Transaction, chart: ChartOfAccounts
+    account_id: str, tx: Transaction, chart: ChartOfAccounts, account_currency: str | None
 ) -> LedgerRow | Rejected:
     """One transaction as a ledger row, or the reason it cannot be one.
 
@@ -180,6 +237,13 @@ def _normalize_transaction(
     )  # fmt: skip
     if bad_text is not None:
         return Rejected(bad_text)
+    currency_raw = tx.currency
+    too_long = _too_long(
+        (tx.reference, tx.status, tx.deal_id, tx.transaction_type, currency_raw),
+        _TX_TEXT, _TX_LIMITS,
+    )  # fmt: skip
+    if too_long is not None:
+        return Rejected(too_long)
     if not amount.is_finite():
         return Rejected(f"amount {amount} is not a finite number")
     # `normal` has no trailing zeros, so its fixed-point spelling shows its exponent: more than
@@ -191,10 +255,11 @@ def _normalize_transaction(
         return Rejected(f"amount {amount} has more than {MONEY_SCALE} decimal places")
     if not -_MAX_AMOUNT < amount < _MAX_AMOUNT:
         return Rejected(f"amount {amount} is out of range")
-    currency_raw = tx.currency
     currency = _currency(currency_raw)
     if currency is None:
         return Rejected(f"unknown currency {currency_raw!r}")
+    if account_currency is not None and currency != account_currency:
+        return Rejected(f"{CURRENCY_MISMATCH}: entry in {currency}, account in {account_currency}")
     posted_at = tx.date_utc
     if posted_at.tzinfo is not UTC:
         posted_at = posted_at.astimezone(UTC)
@@ -244,24 +309,42 @@ def activity_key(natural_key: tuple[Any, ...]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def normalize_activity(account_id: str, act: Activity, natural_key: tuple[Any, ...]) -> ActivityRow:
+def normalize_activity(
+    account_id: str, act: Activity, natural_key: tuple[Any, ...]
+) -> ActivityRow | Rejected:
+    """One activity row, or the reason it cannot be stored (never raises on money or text)."""
+    try:
+        with localcontext(MONEY_CONTEXT):
+            return _normalize_activity(account_id, act, natural_key)
+    except DecimalException as error:
+        return Rejected(f"amount_unrepresentable: {type(error).__name__}")
+
+
+def _normalize_activity(
+    account_id: str, act: Activity, natural_key: tuple[Any, ...]
+) -> ActivityRow | Rejected:
     details = act.details
-    flags = [f"unknown_{name}" for name in act.unknown_enum_fields()]
     actions = ",".join(a.action_type or "" for a in details.actions) if details else ""
+    text = (
+        act.epic, act.deal_id, act.source, act.type, act.status,
+        details.deal_reference if details else None, details.direction if details else None,
+        details.working_order_id if details else None, actions,
+    )  # fmt: skip
+    # Every activity field is an identifier or code, none is free text: NUL is refused in all.
+    reason = _unstorable_text(text, len(text)) or _too_long(text, _ACT_TEXT, _ACT_LIMITS)
+    if reason is not None:
+        return Rejected(reason)
+    flags = [f"unknown_{name}" for name in act.unknown_enum_fields()]
+    size = details.size if details else None
+    level = details.level if details else None
     return ActivityRow(
         account_id,
         activity_key(natural_key),
         act.date_utc.astimezone(UTC),
-        act.epic,
-        act.deal_id,
-        act.source,
-        act.type,
-        act.status,
-        details.deal_reference if details else None,
-        details.direction if details else None,
-        canonical_amount(details.size) if details and details.size is not None else None,
-        canonical_amount(details.level) if details and details.level is not None else None,
-        details.working_order_id if details else None,
+        *text[:7],
+        _canonical(size) if size is not None else None,
+        _canonical(level) if level is not None else None,
+        text[7],
         actions,
         ",".join(flags),
     )

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, and_, func, select
 from ledger_etl.capital.models import Transaction, parse_transaction
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.chart import ChartOfAccounts
+from ledger_etl.ledger.ingest import account_currency
 from ledger_etl.ledger.normalize import Rejected, normalize_transaction
 from ledger_etl.ledger.store import LedgerWriter, QuarantineRow, StagedTransaction
 
@@ -44,6 +45,7 @@ def renormalize(
         rows = conn.execute(select(raw.c.raw, raw.c.window_start, raw.c.window_end).where(and_(
             raw.c.account_id == account_id, raw.c.date_utc >= start, raw.c.date_utc < end,
         ))).all()  # fmt: skip
+        currency = account_currency(conn, account_id)
     staged: list[StagedTransaction] = []
     rejected: list[QuarantineRow] = []
     for row in rows:
@@ -60,7 +62,7 @@ def renormalize(
                 )
             )
             continue
-        normalized = normalize_transaction(account_id, parsed, chart)
+        normalized = normalize_transaction(account_id, parsed, chart, currency)
         if isinstance(normalized, Rejected):
             rejected.append(
                 QuarantineRow(
@@ -99,7 +101,7 @@ def summarize(
         hashes = conn.execute(
             select(e.c.reference, e.c.row_sha256).where(where).order_by(e.c.reference)
         ).all()
-        total = conn.execute(select(func.sum(e.c.amount)).where(where)).scalar_one()
+        total = conn.execute(select(s.money_sum(e.c.amount)).where(where)).scalar_one()
     digest = hashlib.sha256(
         "".join(f"{r.reference}:{r.row_sha256}\n" for r in hashes).encode()
     ).hexdigest()

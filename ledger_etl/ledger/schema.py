@@ -1,20 +1,22 @@
 """The ledger schema: the single source of truth for tables, keys and indexes.
 
-Money is exact on both backends: NUMERIC(38, 8) on PostgreSQL; on SQLite an INTEGER count of
-1e-8 units, so SQL sums stay exact there too. `Money` converts to and from `Decimal`; amounts with
-more than eight decimal places are refused at normalization (and quarantined), never rounded.
+Money is exact on both backends: NUMERIC(38, 8) on PostgreSQL; on SQLite the canonical decimal
+TEXT (`-80.43`, `100000000000`), since SQLite's integers stop at 2^63 (92 billion in 1e-8 units)
+and its REAL rounds. Sum money with `money_sum(column)`: plain SUM on PostgreSQL, an exact
+Decimal aggregate that `ledger.db` registers on SQLite connections. `Money` converts to and from
+`Decimal` and refuses what NUMERIC(38, 8) cannot hold exactly (more than eight decimal places,
+or 30 integer digits); normalization quarantines such amounts first, so nothing is rounded.
 Timestamps are UTC: `UtcDateTime` rejects naive datetimes on the way in and returns aware ones.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Overflow, Rounded
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -30,50 +32,110 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MONEY_SCALE = 8
+MONEY_DIGITS = 38
 _UNIT = Decimal(1).scaleb(-MONEY_SCALE)
+_LIMIT = Decimal(10) ** (MONEY_DIGITS - MONEY_SCALE)
+# Exact arithmetic for stored money and its sums: wide enough for a sum of 10^40 NUMERIC(38, 8)
+# amounts; anything that would round raises instead.
+SUM_CONTEXT = Context(prec=80, Emax=99, Emin=-99, traps=[Inexact, Rounded, Overflow])
 
 
 class Money(TypeDecorator[Decimal]):
-    """Exact decimal money: NUMERIC(38, 8) on PostgreSQL, INTEGER 1e-8 units on SQLite."""
+    """Exact decimal money: NUMERIC(38, 8) on PostgreSQL, canonical decimal TEXT on SQLite."""
 
-    impl = Numeric(38, MONEY_SCALE)
+    impl = Numeric(MONEY_DIGITS, MONEY_SCALE)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(Numeric(38, MONEY_SCALE, asdecimal=True))
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(Numeric(MONEY_DIGITS, MONEY_SCALE, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        amount = Decimal(value)
-        if dialect.name == "sqlite":
-            return to_units(amount)
-        return amount
+        text = money_text(Decimal(value))  # refuses what either backend would round
+        return text if dialect.name == "sqlite" else Decimal(text)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        if dialect.name == "sqlite":
-            return from_units(int(value))
+        if isinstance(value, int) and dialect.name == "sqlite":
+            raise ValueError("an INTEGER amount on SQLite: run `ledger-etl db upgrade`")
         return Decimal(value)
 
 
-def to_units(amount: Decimal) -> int:
-    """Decimal -> integer count of 1e-8; ValueError when that would lose digits."""
-    units = amount.scaleb(MONEY_SCALE)
-    integral = units.to_integral_value()
-    if units != integral:
+def money_text(amount: Decimal) -> str:
+    """The canonical text of a NUMERIC(38, 8) amount (`20`, `-80.43`, `0.00000001`);
+    ValueError when the amount is not finite, has more than eight decimal places or does not
+    fit in 30 integer digits: stored, it would be rounded or refused by PostgreSQL."""
+    if not amount.is_finite():
+        raise ValueError(f"amount {amount} is not a finite number")
+    try:
+        normal = SUM_CONTEXT.normalize(amount)
+    except ArithmeticError:  # Overflow, Rounded: more digits than any stored amount has
+        raise ValueError(f"amount {amount} does not fit NUMERIC(38, 8)") from None
+    if normal.as_tuple().exponent < -MONEY_SCALE:  # type: ignore[operator]
         raise ValueError(f"amount {amount} has more than {MONEY_SCALE} decimal places")
-    return int(integral)
+    if not -_LIMIT < normal < _LIMIT:
+        raise ValueError(f"amount {amount} does not fit NUMERIC(38, 8)")
+    text = format(normal, "f")
+    return "0" if text in ("0", "-0") else text
+
+
+def to_units(amount: Decimal) -> int:
+    """Decimal -> integer count of 1e-8 (the SQLite storage before migration 0002); ValueError
+    when that would lose digits."""
+    units = SUM_CONTEXT.scaleb(Decimal(money_text(amount)), MONEY_SCALE)
+    return int(units)
 
 
 def from_units(units: int) -> Decimal:
-    return (Decimal(units) * _UNIT).normalize() if units else Decimal(0)
+    """Integer count of 1e-8 -> Decimal, exactly (any number of digits)."""
+    if not units:
+        return Decimal(0)
+    return SUM_CONTEXT.normalize(SUM_CONTEXT.multiply(Decimal(units), _UNIT))
+
+
+class money_sum(GenericFunction[Decimal]):
+    """`SUM` of a `Money` column, exact on both backends; NULL over no rows, like SUM."""
+
+    type = Money()
+    name = "sum"
+    identifier = "money_sum"
+    inherit_cache = True
+
+
+@compiles(money_sum, "sqlite")
+def _money_sum_sqlite(element: money_sum, compiler: Any, **kw: Any) -> str:
+    return f"ledger_money_sum({compiler.process(element.clauses, **kw)})"
+
+
+class MoneySum:
+    """The SQLite aggregate behind `money_sum`: Decimal addition over the TEXT amounts."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: Any) -> None:
+        if value is not None:
+            amount = Decimal(value) if not isinstance(value, float) else _refuse_float(value)
+            self.total = amount if self.total is None else SUM_CONTEXT.add(self.total, amount)
+
+    def finalize(self) -> str | None:
+        if self.total is None:
+            return None
+        text = format(SUM_CONTEXT.normalize(self.total), "f")
+        return "0" if text in ("0", "-0") else text
+
+
+def _refuse_float(value: float) -> Decimal:
+    raise ValueError(f"a REAL amount {value!r} in a money column: it has been rounded")
 
 
 class UtcDateTime(TypeDecorator[datetime]):

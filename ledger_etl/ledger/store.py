@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -38,8 +37,7 @@ from sqlalchemy import (
 )
 
 from ledger_etl.ledger import schema as s
-from ledger_etl.ledger.normalize import ActivityRow, LedgerRow
-from ledger_etl.ledger.schema import MONEY_SCALE
+from ledger_etl.ledger.normalize import ActivityRow, LedgerRow, storable_json
 
 TX_STAGE_COLUMNS = (
     "account_id", "reference", "posted_at", "transaction_type", "instrument", "amount",
@@ -166,21 +164,22 @@ class LedgerWriter:
         sha256 = hashlib.sha256
         if self.dialect != "sqlite":
             for r, raw, start, end in staged:
+                raw = storable_json(raw)
                 append((*r, raw, sha256(raw.encode()).hexdigest(), start, end))
             return out
-        scaleb = Decimal.scaleb
         for r, raw, window_start, window_end in staged:
+            raw = storable_json(raw)
             start = times.get(window_start)
             if start is None:
                 start = times[window_start] = sqlite_time(window_start)
             end = times.get(window_end)
             if end is None:
                 end = times[window_end] = sqlite_time(window_end)
-            # Normalization guarantees at most MONEY_SCALE decimal places: these are to_units'
-            # exact units, without its check.
+            # Normalization guarantees a plain NUMERIC(38, 8) value: its fixed-point text is
+            # the canonical spelling `Money` stores on SQLite, without the type's check.
             append(
                 (
-                    r[0], r[1], sqlite_time(r[2]), r[3], r[4], int(scaleb(r[5], MONEY_SCALE)),
+                    r[0], r[1], sqlite_time(r[2]), r[3], r[4], format(r[5], "f"),
                     r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], raw,
                     sha256(raw.encode()).hexdigest(), start, end,
                 )
@@ -193,7 +192,7 @@ class LedgerWriter:
             r = item.row
             yield (
                 *r[:2], sqlite_time(r.occurred_at) if sqlite else r.occurred_at, *r[3:],
-                item.occurrence, item.raw,
+                item.occurrence, storable_json(item.raw),
                 sqlite_time(item.window_start) if sqlite else item.window_start,
                 sqlite_time(item.window_end) if sqlite else item.window_end,
             )  # fmt: skip
@@ -349,6 +348,11 @@ class LedgerWriter:
     def quarantine(self, rows: Sequence[QuarantineRow]) -> int:
         unique: dict[tuple[str, str, str], QuarantineRow] = {}
         for row in rows:
+            # A quarantined row is the hostile one: its text is made storable before hashing.
+            row = QuarantineRow(
+                row.account_id, row.endpoint, storable_json(row.raw), storable_json(row.reason),
+                row.window_start, row.window_end,
+            )  # fmt: skip
             digest = hashlib.sha256(row.raw.encode()).hexdigest()
             unique.setdefault((row.account_id, row.endpoint, digest), row)
         for (account_id, endpoint, digest), row in unique.items():

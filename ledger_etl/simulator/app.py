@@ -22,7 +22,7 @@ from ledger_etl.simulator.catalog import MarketData
 from ledger_etl.simulator.clock import Clock
 from ledger_etl.simulator.config import SimulatorConfig
 from ledger_etl.simulator.errors import ApiError
-from ledger_etl.simulator.faults import FaultDecision, FaultPlan, echo_text
+from ledger_etl.simulator.faults import FaultDecision, FaultPlan, echo_text, encode_body
 from ledger_etl.simulator.sessions import (
     PasswordDecryptor,
     Session,
@@ -287,7 +287,7 @@ def _route(
 
 
 async def _send(send: Callable[[dict], Awaitable[None]], reply: Reply) -> None:
-    body = json.dumps(reply.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = encode_body(reply.body)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -298,7 +298,7 @@ async def _send_corrupt(send: Callable[[dict], Awaitable[None]], reply: Reply, k
     if kind == "html":
         body, ctype = HTML_BODY, b"text/html"
     else:
-        full = json.dumps(reply.body, separators=(",", ":")).encode("utf-8")
+        full = encode_body(reply.body)
         body, ctype = full[: max(1, len(full) // 2)], b"application/json"
     headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]

@@ -36,8 +36,13 @@ a `fraction` of an endpoint's rows visible only `seconds` after their timestamp.
 rows every time): `{"endpoint": "transactions", "kind": "bad_amount", "fraction": 0.02}`. Kinds:
 `bad_amount`, `unknown_currency`, `missing_reference`, `missing_date`, `unknown_type`,
 `long_note` (10,000 characters), `control_chars` (right-to-left override, bell, NUL),
-`duplicate_reference` (a second row with the same reference and a different amount). Ground truth
-is unaffected: it holds the rows as they should have been.
+`duplicate_reference` (a second row with the same reference and a different amount), and
+`override`, which sets `fields` (dotted names reach into `details`) on the rows whose fields equal
+`where` (or on a `fraction` of them without `where`):
+`{"endpoint": "activity", "kind": "override", "where": {"dealId": "..."},
+"fields": {"details.level": {"$number": "1E+1000000"}}}`. A `{"$number": text}` value is sent as
+that JSON number literally; a lone surrogate is sent as its `\\udXXX` escape. Ground truth is
+unaffected: it holds the rows as they should have been.
 """
 
 from __future__ import annotations
@@ -72,6 +77,55 @@ CORRUPTIONS = (
     "control_chars",
     "duplicate_reference",
 )
+OVERRIDE = "override"  # not a random corruption: it sets given fields on chosen rows
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_RAW_MARK = "\ue000"  # brackets a raw number in the encoded text until it is spliced in
+
+
+@dataclass(frozen=True)
+class RawNumber:
+    """A JSON number sent exactly as written (`1E+1000000`, or a thousand digits)."""
+
+    text: str
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$number"}:
+            text = value["$number"]
+            if not isinstance(text, str) or not _JSON_NUMBER.fullmatch(text):
+                raise FaultConfigError(f"{{'$number': ...}} needs a JSON number text, not {text!r}")
+            return RawNumber(text)
+        return {k: _wire_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire_value(v) for v in value]
+    return value
+
+
+class _BodyEncoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        if isinstance(o, RawNumber):
+            return f"{_RAW_MARK}{o.text}{_RAW_MARK}"
+        return super().default(o)
+
+
+_RAW_NUMBER = re.compile(f'"{_RAW_MARK}([^"{_RAW_MARK}]*){_RAW_MARK}"')
+
+
+def encode_body(body: Any) -> bytes:
+    """A reply body as UTF-8 JSON; raw numbers spliced in, lone surrogates escaped."""
+    try:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, cls=_BodyEncoder)
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the wire carries it as an escape
+        text = json.dumps(body, separators=(",", ":"), cls=_BodyEncoder)
+        text = text.replace("\\ue000", _RAW_MARK)
+        data = text.encode("utf-8")
+    if _RAW_MARK in text:
+        data = _RAW_NUMBER.sub(r"\1", text).encode("utf-8")
+    return data
+
+
 ENDPOINTS = ("transactions", "activity")
 
 
@@ -157,16 +211,26 @@ class Corruption:
     endpoint: str
     kind: str
     fraction: float = 0.05
+    fields: dict[str, Any] | None = None  # override: what to set
+    where: dict[str, Any] | None = None  # override: which rows (all fields equal)
 
     def __post_init__(self) -> None:
+        if self.kind == OVERRIDE:
+            if not isinstance(self.fields, dict) or not self.fields:
+                raise FaultConfigError("an override corruption needs a non-empty fields object")
+            if self.where is not None and not isinstance(self.where, dict):
+                raise FaultConfigError("override where must be an object")
+            object.__setattr__(self, "fields", _wire_value(self.fields))
         if self.endpoint not in ENDPOINTS:
             raise FaultConfigError(f"corrupt_rows endpoint must be one of {ENDPOINTS}")
-        if self.kind not in CORRUPTIONS:
-            raise FaultConfigError(f"corrupt_rows kind must be one of {CORRUPTIONS}")
+        if self.kind not in (*CORRUPTIONS, OVERRIDE):
+            raise FaultConfigError(f"corrupt_rows kind must be one of {(*CORRUPTIONS, OVERRIDE)}")
         if not 0 <= self.fraction <= 1:
             raise FaultConfigError("corrupt_rows fraction must be between 0 and 1")
 
     def selects(self, row: dict[str, Any]) -> bool:
+        if self.where is not None:
+            return all(row.get(name) == value for name, value in self.where.items())
         identity = json.dumps(row, sort_keys=True) + self.kind
         digest = hashlib.sha256(identity.encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self.fraction
@@ -189,6 +253,14 @@ class Corruption:
             bad["note"] = ("Long note " * 1000)[:10_000]
         elif self.kind == "control_chars":
             bad["note"] = "\u202egnirts desrever\u202c \x07bell \x00nul =cmd|' /C calc'!A0"
+        elif self.kind == OVERRIDE:
+            for name, value in (self.fields or {}).items():
+                target = bad
+                *parents, leaf = name.split(".")
+                for parent in parents:
+                    nested = target.get(parent)
+                    target[parent] = target = dict(nested) if isinstance(nested, dict) else {}
+                target[leaf] = value
         else:  # duplicate_reference
             twin = dict(row)
             if "size" in twin:

@@ -62,6 +62,7 @@ def build_statement(inputs: StatementInputs) -> Statement:
         coverage=coverage,
         ledger_state=ledger_state(inputs.entries),
         checks=checks,
+        foreign_currency_entries=inputs.foreign_currency,
     )
 
 

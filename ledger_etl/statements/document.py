@@ -19,10 +19,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ledger_etl.ledger.schema import SUM_CONTEXT
 from ledger_etl.statements.model import (
     SCHEMA_VERSION,
     ActivityRecord,
     FetchRecord,
+    ForeignCurrencyEntry,
     Gap,
     Statement,
     StatementDiff,
@@ -68,7 +70,7 @@ def money(value: Decimal | None) -> str | None:
         return None
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent > -2:
-        value = value.quantize(_CENTS)
+        value = value.quantize(_CENTS, context=SUM_CONTEXT)  # 38 digits: never rounded
     return format(value, "f")
 
 
@@ -180,6 +182,7 @@ def header(statement: Statement) -> dict[str, Any]:
         "totals_by_type": [_total(t) for t in s.totals_by_type],
         "totals_by_ledger_account": [_total(t) for t in s.totals_by_ledger_account],
         "activity": [activity_doc(a) for a in s.activity],
+        "foreign_currency_entries": [foreign_doc(f) for f in s.foreign_currency_entries],
         "reconciliation": {
             "status": r.status,
             "closing_balance": money(r.closing_balance),
@@ -206,6 +209,17 @@ def header(statement: Statement) -> dict[str, Any]:
     }
 
 
+def foreign_doc(f: ForeignCurrencyEntry) -> dict[str, Any]:
+    return {
+        "reference": f.reference,
+        "posted_at": iso(f.posted_at),
+        "type": f.transaction_type,
+        "amount": format(f.amount, "f"),
+        "currency": f.currency,
+        "reason": f.reason,
+    }
+
+
 def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -218,6 +232,8 @@ def content_hash(head: dict[str, Any], entries: Iterable[dict[str, Any]]) -> str
     content["gaps"] = (head.get("coverage") or {}).get("gaps")
     if head.get("status_reasons"):  # absent when FINAL, so a FINAL statement's hash is as before
         content["status_reasons"] = head["status_reasons"]
+    if head.get("foreign_currency_entries"):  # only when present: older hashes stay valid
+        content["foreign_currency_entries"] = head["foreign_currency_entries"]
     digest = hashlib.sha256(b"statement-content-v1\n")
     digest.update(canonical(content))
     digest.update(b"\n")

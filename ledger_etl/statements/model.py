@@ -64,6 +64,19 @@ class ActivityRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignCurrencyEntry:
+    """A transaction of the period in another currency than the account's: quarantined, so it is
+    in no balance or total, and listed on the statement so that it is not lost from sight."""
+
+    reference: str
+    posted_at: datetime
+    transaction_type: str
+    amount: Decimal
+    currency: str  # as the API sent it
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FetchRecord:
     """One complete window fetch from `fetch_log`: the evidence a statement rests on."""
 
@@ -129,6 +142,7 @@ class StatementInputs:
     # The closing of the previous month's published FINAL statement, if there is one.
     previous_final_closing: Decimal | None = None
     month_closed: bool = True  # False for the current month (published only as PROVISIONAL)
+    foreign_currency: tuple[ForeignCurrencyEntry, ...] = ()
 
 
 # -- the built model ------------------------------------------------------------------------------
@@ -221,6 +235,7 @@ class Statement:
     coverage: Coverage
     ledger_state: LedgerState
     checks: tuple[Check, ...]
+    foreign_currency_entries: tuple[ForeignCurrencyEntry, ...] = ()
     version: int | None = None
     diff: StatementDiff | None = None
     schema_version: int = SCHEMA_VERSION

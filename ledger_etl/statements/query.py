@@ -12,16 +12,19 @@ from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from ledger_etl.capital.history import HISTORY_ENDPOINT_NAMES
+from ledger_etl.capital.models import Transaction, parse_transaction
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.chart import ChartOfAccounts, load_chart
 from ledger_etl.ledger.coverage import SETTLE, stored_gaps
+from ledger_etl.ledger.normalize import CURRENCY_MISMATCH
 from ledger_etl.statements.model import (
     ActivityRecord,
     BalanceObservation,
     FetchRecord,
+    ForeignCurrencyEntry,
     Gap,
     LedgerEntry,
     ObservationWindow,
@@ -63,6 +66,7 @@ def read_statement_inputs(
             "previous_movement": _balance(conn, account_id, period.previous_start, period.start),
             "balance_at_end": _balance(conn, account_id, None, period.end),
             "activities": _activities(conn, account_id, period),
+            "foreign_currency": _foreign_currency(conn, account_id, period),
             "fetches": _fetches(conn, account_id, period),
             "observation_movement": (
                 _balance(conn, account_id, *sorted((period.end, observation.observed_at)))
@@ -115,7 +119,7 @@ def _balance(
 ) -> Decimal:
     """Exact sum of the account's amounts with `start <= posted_at < end`."""
     e = s.ledger_entries
-    query = select(func.sum(e.c.amount)).where(e.c.account_id == account_id)
+    query = select(s.money_sum(e.c.amount)).where(e.c.account_id == account_id)
     if start is not None:
         query = query.where(e.c.posted_at >= start)
     if end is not None:
@@ -141,6 +145,28 @@ def _activities(conn: Connection, account_id: str, period: Period) -> tuple[Acti
     )  # fmt: skip
     rows = [ActivityRecord(*row) for row in conn.execute(query)]
     rows.sort(key=lambda r: (r.occurred_at, r.activity_key))
+    return tuple(rows)
+
+
+def _foreign_currency(
+    conn: Connection, account_id: str, period: Period
+) -> tuple[ForeignCurrencyEntry, ...]:
+    """The period's transactions quarantined for their currency, read back from their raw rows
+    (which parsed when they were quarantined: only their currency kept them out)."""
+    q = s.quarantine
+    query = select(q.c.raw, q.c.reason).where(
+        q.c.account_id == account_id, q.c.endpoint == "transactions",
+        q.c.reason.startswith(CURRENCY_MISMATCH), q.c.window_end >= period.start,
+        q.c.window_start < period.end,
+    )  # fmt: skip
+    rows = []
+    for raw, reason in conn.execute(query):
+        tx = parse_transaction(json.loads(raw, parse_float=Decimal))
+        if isinstance(tx, Transaction) and period.start <= tx.date_utc < period.end:
+            rows.append(ForeignCurrencyEntry(
+                tx.reference, tx.date_utc, tx.transaction_type, tx.size, tx.currency, reason
+            ))  # fmt: skip
+    rows.sort(key=lambda r: (r.posted_at, r.reference))
     return tuple(rows)
 
 

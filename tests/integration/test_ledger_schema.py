@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import Engine, func, insert, inspect, select
+from sqlalchemy import Engine, insert, inspect, select
 
 from ledger_etl.cli import main
 from ledger_etl.ledger import schema as s
@@ -48,6 +48,13 @@ def test_money_is_exact_and_sums_are_exact(ledger_engine: Engine) -> None:
         Decimal("12345678901.23456789"),
         Decimal("-12345678901.23456789"),
         Decimal("0.00000001"),
+        # Beyond SQLite's 64-bit integers in 1e-8 units, and beyond Decimal's default 28 digits.
+        Decimal("100000000000"),
+        Decimal("123456789012345678901.12345678"),
+        Decimal("-999999999999999999999999999999.99999999"),
+        Decimal("999999999999999999999999999999.99999999"),
+        Decimal("-100000000000"),
+        Decimal("-123456789012345678901.12345678"),
     ]
     now = datetime(2025, 1, 1, tzinfo=UTC)
     with ledger_engine.begin() as conn:
@@ -56,7 +63,7 @@ def test_money_is_exact_and_sums_are_exact(ledger_engine: Engine) -> None:
             [
                 {
                     "account_id": "A1",
-                    "reference": str(i),
+                    "reference": f"{i:02d}",
                     "posted_at": now,
                     "transaction_type": "ADJUSTMENT",
                     "amount": amount,
@@ -77,9 +84,60 @@ def test_money_is_exact_and_sums_are_exact(ledger_engine: Engine) -> None:
             .scalars()
             .all()
         )
-        total = conn.execute(select(func.sum(s.ledger_entries.c.amount))).scalar_one()
-    assert stored == amounts
+        total = conn.execute(select(s.money_sum(s.ledger_entries.c.amount))).scalar_one()
+        big = conn.execute(
+            select(s.money_sum(s.ledger_entries.c.amount)).where(
+                s.ledger_entries.c.reference.in_(["06", "07"])
+            )
+        ).scalar_one()
+    assert stored == amounts  # Decimal equality is exact: no digit rounded away
     assert total == Decimal("0.00000001")  # summed in SQL, exactly, on both backends
+    assert big == Decimal("123456789112345678901.12345678")
+
+
+def test_sqlite_integer_amounts_are_converted_exactly(tmp_path: Path) -> None:
+    """A ledger written before revision 0002 (INTEGER 1e-8 units) keeps every amount."""
+    from alembic import command
+    from alembic.config import Config
+
+    from ledger_etl.ledger.db import MIGRATIONS
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    units = [-8043000000, 1, 9223372036854775807, 0, -9223372036854775808]
+    with engine.begin() as conn:
+        for i, unit in enumerate(units):
+            conn.exec_driver_sql(
+                "INSERT INTO ledger_entries (account_id, reference, posted_at, transaction_type,"
+                " amount, currency, currency_raw, ledger_account, flags, row_sha256,"
+                " first_run_id, last_run_id) VALUES ('A1', ?, '2025-01-01 00:00:00.000000',"
+                " 'TRADE', ?, 'USD', 'USD', '4000', '', 'x', 'r', 'r')",
+                (str(i), unit),
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO accounts (account_id, first_seen_at, last_seen_at)"
+            " VALUES ('A1', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO balance_observations (account_id, observed_at, balance, deposit)"
+            " VALUES ('A1', '2025-01-01 00:00:00.000000', 12345, NULL)"
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(s.ledger_entries.c.amount).order_by(s.ledger_entries.c.reference)
+        ).scalars().all()  # fmt: skip
+        observed = conn.execute(
+            select(s.balance_observations.c.balance, s.balance_observations.c.deposit)
+        ).one()
+        kinds = conn.exec_driver_sql("SELECT DISTINCT typeof(amount) FROM ledger_entries").all()
+    assert stored == [Decimal(u).scaleb(-8, s.SUM_CONTEXT) for u in units]
+    assert tuple(observed) == (Decimal("0.00012345"), None)
+    assert kinds == [("text",)]
 
 
 def test_more_than_eight_decimals_is_refused() -> None:

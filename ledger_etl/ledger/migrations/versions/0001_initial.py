@@ -17,6 +17,10 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# Money as this revision stored it (INTEGER 1e-8 units on SQLite); frozen here so that the chain
+# builds the same database whatever `schema.Money` later becomes (see 0002).
+_MONEY_0001 = sa.Numeric(precision=38, scale=8).with_variant(sa.BigInteger(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -86,7 +90,7 @@ def upgrade() -> None:
         sa.Column("posted_at", ledger_etl.ledger.schema.UtcDateTime(timezone=True), nullable=False),
         sa.Column("transaction_type", sa.String(length=64), nullable=False),
         sa.Column("instrument", sa.String(length=128), nullable=True),
-        sa.Column("amount", ledger_etl.ledger.schema.Money(precision=38, scale=8), nullable=False),
+        sa.Column("amount", _MONEY_0001, nullable=False),
         sa.Column("currency", sa.String(length=8), nullable=False),
         sa.Column("currency_raw", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=True),
@@ -178,14 +182,10 @@ def upgrade() -> None:
         sa.Column(
             "observed_at", ledger_etl.ledger.schema.UtcDateTime(timezone=True), nullable=False
         ),
-        sa.Column("balance", ledger_etl.ledger.schema.Money(precision=38, scale=8), nullable=False),
-        sa.Column("deposit", ledger_etl.ledger.schema.Money(precision=38, scale=8), nullable=True),
-        sa.Column(
-            "profit_loss", ledger_etl.ledger.schema.Money(precision=38, scale=8), nullable=True
-        ),
-        sa.Column(
-            "available", ledger_etl.ledger.schema.Money(precision=38, scale=8), nullable=True
-        ),
+        sa.Column("balance", _MONEY_0001, nullable=False),
+        sa.Column("deposit", _MONEY_0001, nullable=True),
+        sa.Column("profit_loss", _MONEY_0001, nullable=True),
+        sa.Column("available", _MONEY_0001, nullable=True),
         sa.Column("currency", sa.String(length=8), nullable=True),
         sa.Column("run_id", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
