@@ -456,11 +456,23 @@ def statement_command(
             result = publish_statement(
                 engine, account, month, target, run_id, chosen_formats, provisional=provisional
             )
-        except OSError as exc:  # read-only or full export folder: nothing was published
+        except OSError as exc:  # read-only or full before a version was renamed into place
             raise click.ClickException(
                 f"cannot write the {account} {month} statement under {target}: "
-                f"{exc.strerror or exc} ({exc.filename or target})"
+                f"{exc.strerror or exc} ({exc.filename or target}); nothing was published"
             ) from None
+        for number, problems in result.damaged:
+            click.echo(
+                f"  {account} {month} v{number} is damaged and kept as evidence, never the "
+                f"current version: {problems[0]}",
+                err=True,
+            )
+        if result.index_rewritten:
+            click.echo(
+                f"  {account} {month}: versions.json did not match the version folders; "
+                "rewritten from them",
+                err=True,
+            )
         statement = result.statement
         note = f"{statement.status}, reconciliation {statement.reconciliation.status}"
         if statement.status_reasons:
@@ -474,11 +486,27 @@ def statement_command(
 
 @main.command("verify")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-def verify_command(path: Path) -> None:
-    """Check every hash and the totals of all formats in a version folder (or all under PATH)."""
-    from ledger_etl.statements import verify_tree
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="First rewrite each month's versions.json from its version folders, recording the "
+    "damaged ones (nothing is deleted or changed inside a version folder).",
+)
+def verify_command(path: Path, repair: bool) -> None:
+    """Check the hashes, every fact two files state (row by row across formats) and
+    versions.json, in a version folder or every month under PATH."""
+    from ledger_etl.statements.repair import repair_tree
+    from ledger_etl.statements.verify import inspect_tree
 
-    problems = verify_tree(path)
+    refused: list[str] = []
+    if repair:
+        done, refused = repair_tree(path)
+        for line in done:
+            click.echo(f"repaired: {line}")
+    found = inspect_tree(path)
+    for note in found.notes:
+        click.echo(f"kept: {note}")
+    problems = [*refused, *(p for p in found.problems if p not in refused)]
     for problem in problems:
         click.echo(problem, err=True)
     if problems:

@@ -4,7 +4,8 @@
 process SIGKILL itself there, so a test can prove that a crash at that point leaves a ledger that a
 re-run completes exactly. Unset, it is a no-op. Points: `after_fetch` (rows fetched, nothing
 written), `mid_upsert` (rows written inside the open transaction), `before_commit` (fetch log
-written, transaction not yet committed).
+written, transaction not yet committed), `after_version_rename` (a statement version folder
+renamed into place, `versions.json` not yet rewritten).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import Counter
 
 from ledger_etl.settings import kill_point
 
-POINTS = ("after_fetch", "mid_upsert", "before_commit")
+POINTS = ("after_fetch", "mid_upsert", "before_commit", "after_version_rename")
 _reached: Counter[str] = Counter()
 
 

@@ -4,14 +4,14 @@ and `audit.jsonl` (window fetches used, processing steps, assertions checked).
 
 A version folder is assembled under a hidden name and renamed into place once complete, so a
 reader never sees half a version; its files are then read-only. Publishing content that equals
-the current version writes nothing.
+the current version writes no version, but still rewrites `versions.json` when it does not state
+what the folders do (a crash or a full disk between the rename and the index write). When the
+newest version is damaged (see `versions.py`) the next publish writes a new version beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -29,23 +29,34 @@ from sqlalchemy import Engine
 from ledger_etl import __version__
 from ledger_etl.errors import InputError
 from ledger_etl.ledger.chart import ChartOfAccounts
+from ledger_etl.ledger.faultpoints import checkpoint
 from ledger_etl.statements.build import build_statement
 from ledger_etl.statements.document import diff_doc, fetch_doc, gap_doc, iso, money
 from ledger_etl.statements.document import statement_content_hash as content_hash_of
+from ledger_etl.statements.layout import (
+    AUDIT_FILE,
+    CENT,
+    FILE_NAMES,
+    MANIFEST_FILE,
+    VERSIONS_FILE,
+    month_lock,
+    sha256_file,
+)
 from ledger_etl.statements.model import Period, Statement
 from ledger_etl.statements.paths import (
-    FILE_MODE,
     READ_ONLY_MODE,
     StatementError,
     atomic_write,
     ensure_dir,
+    ensure_tree_dir,
     fsync_dir,
     parse_month,
     validate_account_id,
 )
 from ledger_etl.statements.query import read_statement_inputs
+from ledger_etl.statements.verify import verify_version
 from ledger_etl.statements.versions import (
-    MANIFEST_FILE,
+    PublishedVersion,
     compute_diff,
     next_version_number,
     scan_versions,
@@ -57,20 +68,16 @@ from ledger_etl.statements.writers_parquet import write_parquet
 from ledger_etl.statements.writers_xlsx import write_xlsx
 
 ALL_FORMATS = ("csv", "xlsx", "json", "parquet")
-FILE_NAMES = {
-    "csv": "statement.csv",
-    "xlsx": "statement.xlsx",
-    "json": "statement.json",
-    "parquet": "statement.parquet",
-}
 WRITERS: dict[str, Callable[[Statement, BinaryIO], dict[str, object]]] = {
     "csv": write_csv,
     "xlsx": write_xlsx,
     "json": write_json,
     "parquet": write_parquet,
 }
-AUDIT_FILE = "audit.jsonl"
-CENT = Decimal("0.005")  # xlsx holds floats: it must agree to the cent
+
+
+class IndexNotWrittenError(StatementError):
+    """A version is published (or unchanged), but `versions.json` could not be rewritten."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,9 @@ class PublishResult:
     folder: Path
     version: int
     statement: Statement
+    # versions found damaged by this publish (number, problems): kept, never the current one
+    damaged: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    index_rewritten: bool = False  # versions.json did not state what the folders do
 
 
 @dataclass
@@ -212,17 +222,23 @@ def publish_built(
     with log.step("content_hash") as record:
         content_hash = content_hash_of(statement)
         record["content_hash"] = content_hash
-    month_dir = ensure_dir(out_dir / account_id / label)
-    with _month_lock(month_dir):
+    month_dir = ensure_tree_dir(out_dir, account_id, label)
+    with month_lock(month_dir):
         versions = scan_versions(month_dir)
-        current = versions[-1] if versions else None
-        if current is not None and current.content_hash == content_hash:
-            if not (month_dir / "versions.json").exists():
-                write_versions_index(month_dir, account_id, label)
-            return PublishResult("unchanged", current.folder, current.version, statement)
+        found: dict[int, list[str]] = {}
+        base = _trusted_base(versions, found)
+        newest = versions[-1] if versions else None
+        damaged = tuple(
+            (v.version, tuple(found.get(v.version) or v.damage))
+            for v in versions
+            if (v.version in found or v.damaged) and not v.recorded
+        )
+        if newest is not None and newest is base and base.content_hash == content_hash:
+            healed = _index(month_dir, account_id, label, found, f"v{base.version} is unchanged")
+            return PublishResult("unchanged", base.folder, base.version, statement, damaged, healed)
         number = next_version_number(month_dir)
-        with log.step("diff", previous_version=current.version if current else None):
-            diff = compute_diff(current, statement) if current is not None else None
+        with log.step("diff", previous_version=base.version if base else None):
+            diff = compute_diff(base, statement) if base is not None else None
         statement = replace(statement, version=number, diff=diff)
         folder = month_dir / f"v{number}"
         staging = month_dir / f".v{number}.{uuid.uuid4().hex[:12]}.partial"
@@ -234,8 +250,39 @@ def publish_built(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        write_versions_index(month_dir, account_id, label)
-    return PublishResult("written", folder, number, statement)
+        checkpoint("after_version_rename")
+        _index(month_dir, account_id, label, found, f"v{number} is published in {folder}")
+    return PublishResult("written", folder, number, statement, damaged)
+
+
+def _trusted_base(
+    versions: list[PublishedVersion], found: dict[int, list[str]]
+) -> PublishedVersion | None:
+    """The newest version that verifies in full (the diff's base, and "unchanged" only when it
+    is the newest of all); versions found damaged on the way are added to `found`."""
+    for version in reversed(versions):
+        if version.damaged:
+            continue
+        problems = verify_version(version.folder)
+        if not problems:
+            return version
+        found[version.version] = problems
+    return None
+
+
+def _index(
+    month_dir: Path, account_id: str, label: str, found: dict[int, list[str]], done: str
+) -> bool:
+    """Rewrite `versions.json` when it differs from the folders (returns whether it did); a
+    failure here must not read as "nothing was published"."""
+    try:
+        return write_versions_index(month_dir, account_id, label, found)
+    except OSError as exc:
+        raise IndexNotWrittenError(
+            f"{account_id} {label}: {done}, but {month_dir / VERSIONS_FILE} could not be "
+            f"written ({exc.strerror or exc}); the next publish or `ledger-etl verify --repair "
+            f"{month_dir}` rewrites it"
+        ) from None
 
 
 def _write_version(
@@ -386,23 +433,3 @@ def _manifest(
         },
         "diff": diff_doc(s.diff),
     }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _month_lock(month_dir: Path) -> Iterator[None]:
-    """One publisher per account-month at a time (across processes)."""
-    fd = os.open(month_dir / ".publish.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -2,13 +2,16 @@
 
 Folder and file names are built only from validated account ids and months. Files are written
 atomically (temporary file in the same directory, fsync, `os.replace`, fsync of the directory)
-with explicit permissions that do not depend on the process umask.
+with explicit permissions that do not depend on the process umask. Below the export directory
+nothing is a symbolic link: a link there could make a publish write, or a reader trust, a file
+outside the tree, so folders are checked with `lstat` and files are opened with `O_NOFOLLOW`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +38,54 @@ class StatementError(LedgerEtlError, ValueError):
 
 class UnsafeNameError(StatementError, InputError):
     """An account id or month that cannot safely become part of a path."""
+
+
+class UnsafePathError(StatementError):
+    """A symbolic link, or something other than a file or folder, inside the export tree."""
+
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def refuse_link(path: Path) -> None:
+    """Raise `UnsafePathError` when `path` is a symbolic link (a missing path is fine)."""
+    if path.is_symlink():
+        raise UnsafePathError(
+            f"{path} is a symbolic link; published statements never follow links, so nothing "
+            "was written: replace it with a real folder or file (or remove it)"
+        )
+
+
+def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = FILE_MODE) -> int:
+    """A file descriptor of `path`, opened without following a link; only regular files."""
+    try:
+        fd = os.open(path, flags | NOFOLLOW, mode)
+    except OSError as exc:
+        if path.is_symlink():
+            refuse_link(path)
+        raise exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePathError(f"{path} is not a regular file")
+    return fd
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file, never through a link (`UnsafePathError` otherwise)."""
+    with os.fdopen(open_regular(path), "rb") as handle:
+        return handle.read()
+
+
+def ensure_tree_dir(root: Path, *parts: str) -> Path:
+    """`root/part/...`, creating what is missing; the parts below `root` must not be links
+    (the root itself may be one: where the export directory lives is the operator's choice)."""
+    path = ensure_dir(root)
+    for part in parts:
+        path = path / part
+        refuse_link(path)
+        ensure_dir(path)
+        refuse_link(path)  # created by a racing process as a link
+    return path
 
 
 def validate_account_id(value: object) -> str:

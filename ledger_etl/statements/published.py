@@ -6,7 +6,8 @@ listed file, read the statement document, verify. Nothing here writes.
 
 A version folder never changes once it is renamed into place (its files are read-only), so a
 parsed manifest is cached by the manifest's identity (device, inode, size, mtime); a folder
-replaced by hand is read again.
+replaced by hand is read again. A damaged version (see `versions.py`) is never listed as a
+version or taken as the latest; `damaged` lists them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ledger_etl.statements.versions import (
     STATEMENT_JSON,
     PublishedVersion,
     scan_versions,
+    sound_versions,
 )
 
 
@@ -76,8 +78,12 @@ class PublishedStatements:
         )
 
     def versions(self, account_id: str, month: str) -> list[PublishedVersion]:
-        """The complete versions of an account-month, oldest first (empty when none)."""
-        return scan_versions(self.month_dir(account_id, month))
+        """The versions of an account-month that are not damaged, oldest first."""
+        return sound_versions(scan_versions(self.month_dir(account_id, month)))
+
+    def damaged(self, account_id: str, month: str) -> list[PublishedVersion]:
+        """The damaged versions of an account-month (kept as evidence), oldest first."""
+        return [v for v in scan_versions(self.month_dir(account_id, month)) if v.damaged]
 
     def latest(self, account_id: str, month: str) -> PublishedVersion | None:
         versions = self.versions(account_id, month)

@@ -1,219 +1,216 @@
-"""Verify published statements: every hash, and that all formats tell the same story.
+"""Verify published statements: every hash, every fact two files both state, and the index.
 
-`verify_tree(path)` takes one version folder, or any folder above version folders, and returns
-the problems found (an empty list means everything verified).
+`inspect_tree(path)` takes a version folder, a month folder, an account folder or the export
+directory. For each month it checks every version folder (`verify_version`: the manifest lists
+exactly the files there, with their sizes and hashes; then `crosscheck.check_content`), that
+`versions.json` is there and states what the folders state, and that nothing below the export
+directory is a symbolic link. A damaged version recorded in `versions.json` whose folder still
+holds what was recorded is evidence kept on purpose: it is reported as a note, not a problem.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
-import math
-from decimal import Decimal, InvalidOperation, localcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger_etl.statements.document import content_hash
-from ledger_etl.statements.export import AUDIT_FILE, CENT, FILE_NAMES, sha256_file
-from ledger_etl.statements.paths import version_number
-from ledger_etl.statements.versions import MANIFEST_FILE, VERSIONS_FILE
-from ledger_etl.statements.writers_csv import CSV_COLUMNS
+from ledger_etl.statements.crosscheck import check_content
+from ledger_etl.statements.layout import (
+    AUDIT_FILE,
+    FILE_NAMES,
+    MANIFEST_FILE,
+    STATEMENT_JSON,
+    VERSIONS_FILE,
+    sha256_file,
+)
+from ledger_etl.statements.paths import (
+    StatementError,
+    UnsafeNameError,
+    parse_month,
+    read_regular,
+    validate_account_id,
+    version_number,
+)
+from ledger_etl.statements.versions import (
+    damage_records,
+    fingerprint,
+    index_doc,
+    read_index,
+    scan_versions,
+)
+
+INDEX_FIELDS = (
+    "state",
+    "superseded_by",
+    "statement_status",
+    "content_hash",
+    "manifest_sha256",
+    "generated_at",
+)
+REPAIR_HINT = "`ledger-etl verify --repair` or the next publish rewrites it"
+
+
+@dataclass
+class Verification:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # recorded damage, kept as evidence
 
 
 def verify_tree(path: Path | str) -> list[str]:
+    """The problems found under `path` (an empty list means everything verified)."""
+    return inspect_tree(path).problems
+
+
+def inspect_tree(path: Path | str) -> Verification:
     root = Path(path)
-    if not root.exists():
-        return [f"{root}: no such file or directory"]
-    if (root / MANIFEST_FILE).is_file():
-        folders = [root]
+    found = Verification()
+    if not root.exists() and not root.is_symlink():
+        found.problems.append(f"{root}: no such file or directory")
+        return found
+    if version_number(root.name) is not None and is_month_dir(root.parent):
+        verify_month(root.parent, found, only=root.name)
+        months = [root.parent]
     else:
-        folders = sorted(
-            m.parent
-            for m in root.rglob(MANIFEST_FILE)
-            if version_number(m.parent.name) is not None
-            and not any(part.startswith(".") for part in m.relative_to(root).parts)
-        )
-    if not folders:
-        return [f"{root}: no statement version folders (v<N>/{MANIFEST_FILE}) found"]
-    problems: list[str] = []
-    for folder in folders:
-        problems += [f"{folder}: {p}" for p in verify_version(folder)]
+        months, links = month_dirs(root)
+        found.problems += links
+        for month_dir in months:
+            verify_month(month_dir, found)
+    if not any(scan_versions(m, recorded=False) for m in months):
+        found.problems.append(f"{root}: no statement version folders (v<N>/) found")
+    return found
+
+
+def is_month_dir(path: Path) -> bool:
+    try:
+        parse_month(path.name)
+        validate_account_id(path.parent.name)
+    except UnsafeNameError:
+        return False
+    return parse_month(path.name).label == path.name
+
+
+def month_dirs(root: Path) -> tuple[list[Path], list[str]]:
+    """Month folders at or below `root` (export dir, account or month), and the symbolic links
+    met on the way (each one a problem: nothing in the tree is a link)."""
+    if is_month_dir(root) and not root.is_symlink():
+        return [root], []
+    months: list[Path] = []
+    links: list[str] = []
+
+    def walk(directory: Path, depth: int) -> None:
+        for child in sorted(directory.iterdir()):
+            if child.is_symlink():
+                links.append(f"{child}: is a symbolic link; nothing in the export tree may be one")
+            elif not child.is_dir() or child.name.startswith("."):
+                continue
+            elif is_month_dir(child):
+                months.append(child)
+            elif depth < 1:
+                walk(child, depth + 1)
+
+    if root.is_dir():
+        walk(root, 0)
+    return months, links
+
+
+def verify_month(month_dir: Path, found: Verification, only: str | None = None) -> None:
+    """Check one month's version folders (or just `only`) and its `versions.json`."""
+    for child in sorted(month_dir.iterdir()):
+        if child.is_symlink() and version_number(child.name) is None:
+            found.problems.append(f"{child}: is a symbolic link; remove it (publish refuses it)")
+    versions = scan_versions(month_dir)
+    if not versions:
+        return
+    index, why = read_index(month_dir)
+    records = damage_records(index)
+    for version in versions:
+        if only is not None and version.folder.name != only:
+            continue
+        record = records.get(version.folder.name)
+        if record is None:
+            problems = list(version.damage) or verify_version(version.folder)
+            found.problems += [f"{version.folder}: {p}" for p in problems]
+        elif fingerprint(version.folder) == record.get("fingerprint"):
+            first = (record.get("problems") or ["damaged"])[0]
+            found.notes.append(
+                f"{version.folder}: damaged, kept unchanged as evidence and "
+                f"recorded in {VERSIONS_FILE} ({first})"
+            )
+        else:
+            found.problems.append(
+                f"{version.folder}: changed since {VERSIONS_FILE} recorded it "
+                "as damaged; `ledger-etl verify --repair` records it again"
+            )
+    if index is None:
+        found.problems.append(f"{month_dir}: {why}; {REPAIR_HINT}")
+        return
+    derived = index_doc(month_dir, month_dir.parent.name, month_dir.name, versions)
+    found.problems += [
+        f"{month_dir}: {p}; {REPAIR_HINT}" for p in index_differences(index, derived)
+    ]
+
+
+def index_differences(index: dict[str, Any], derived: dict[str, Any]) -> list[str]:
+    """Where `versions.json` disagrees with what the folders state."""
+    problems = [
+        f"{VERSIONS_FILE} says {key} {index.get(key)!r}, the folders say {derived[key]!r}"
+        for key in ("account_id", "month", "current_version")
+        if index.get(key) != derived[key]
+    ]
+    listed = {str(e.get("folder")): e for e in index["versions"] if isinstance(e, dict)}
+    for entry in derived["versions"]:
+        stated = listed.pop(entry["folder"], None)
+        if stated is None:
+            problems.append(f"{VERSIONS_FILE} does not list {entry['folder']}")
+            continue
+        problems += [
+            f"{VERSIONS_FILE} says {entry['folder']} {key} {stated.get(key)!r:.70}, "
+            f"the folder says {entry[key]!r:.70}"
+            for key in INDEX_FIELDS
+            if stated.get(key) != entry[key]
+        ]
+    problems += [f"{VERSIONS_FILE} lists {name}, which is not there" for name in sorted(listed)]
     return problems
 
 
 def verify_version(folder: Path) -> list[str]:
+    """Problems of one version folder (an empty list means it verified)."""
+    if folder.is_symlink():
+        return [f"{folder.name} is a symbolic link"]
     try:
-        manifest_raw = (folder / MANIFEST_FILE).read_bytes()
-        manifest = json.loads(manifest_raw)
+        manifest = json.loads(read_regular(folder / MANIFEST_FILE))
         files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not isinstance(files, dict):
+            raise TypeError("files is not an object")
+    except FileNotFoundError:
+        return [f"{MANIFEST_FILE} is missing"]
+    except (OSError, ValueError, KeyError, TypeError, StatementError) as exc:
         return [f"{MANIFEST_FILE} is unreadable: {exc}"]
-    problems = _check_index(folder, manifest_raw)
+    problems = []
     for name, meta in sorted(files.items()):
         target = folder / name
-        if not target.is_file() or target.is_symlink():
+        if "/" in name or name in {"", ".", ".."} or not isinstance(meta, dict):
+            problems.append(f"{MANIFEST_FILE} lists {name!r:.60}, which is not a file name")
+        elif target.is_symlink():
+            problems.append(f"{name} is a symbolic link")
+        elif not target.is_file():
             problems.append(f"{name} is missing")
-            continue
-        if target.stat().st_size != meta.get("bytes"):
+        elif target.stat().st_size != meta.get("bytes"):
             problems.append(
                 f"{name} is {target.stat().st_size} bytes, manifest says {meta.get('bytes')}"
             )
-        if sha256_file(target) != meta.get("sha256"):
+        elif sha256_file(target) != meta.get("sha256"):
             problems.append(f"{name} sha256 does not match the manifest")
     extra = sorted(
         p.name for p in folder.iterdir() if p.name not in files and p.name != MANIFEST_FILE
     )
     problems += [f"{name} is not listed in the manifest" for name in extra]
-    if AUDIT_FILE not in files:
-        problems.append(f"{AUDIT_FILE} is not listed in the manifest")
+    for required in (AUDIT_FILE, STATEMENT_JSON):
+        if required not in files:
+            problems.append(f"{required} is not listed in the manifest")
+    unknown = sorted(set(files) - {AUDIT_FILE, *FILE_NAMES.values()})
+    problems += [f"{MANIFEST_FILE} lists {name!r:.60}, not a statement file" for name in unknown]
     if problems:
-        return problems  # totals of tampered files mean nothing
-    return _check_formats(folder, manifest)
-
-
-def _check_index(folder: Path, manifest_raw: bytes) -> list[str]:
-    """The manifest's own hash is kept in `versions.json` beside the version folders."""
-    index_path = folder.parent / VERSIONS_FILE
-    if not index_path.is_file():
-        return []
-    try:
-        index = json.loads(index_path.read_bytes())
-        entries = {v["folder"]: v for v in index["versions"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return [f"{VERSIONS_FILE} is unreadable: {exc}"]
-    entry = entries.get(folder.name)
-    if entry is None:
-        return [f"{VERSIONS_FILE} does not list {folder.name}"]
-    if entry.get("manifest_sha256") != hashlib.sha256(manifest_raw).hexdigest():
-        return [f"{MANIFEST_FILE} sha256 does not match {VERSIONS_FILE}"]
-    return []
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def _check_formats(folder: Path, manifest: dict[str, Any]) -> list[str]:
-    """Recompute the content hash and totals from each file and compare them."""
-    expected_rows = manifest["row_counts"]["entries"]
-    totals = manifest["totals"]
-    movement, closing = _dec(totals["movement"]), _dec(totals["closing_balance"])
-    opening = _dec(totals["opening_balance"])
-    found: dict[str, tuple[int, Decimal, Decimal]] = {}
-    problems: list[str] = []
-    readers = {"json": _json_totals, "csv": _csv_totals, "parquet": _parquet_totals}
-    readers["xlsx"] = _xlsx_totals
-    with localcontext() as ctx:
-        ctx.prec = 60
-        for fmt, name in FILE_NAMES.items():
-            if name not in manifest["files"]:
-                continue
-            try:
-                found[fmt] = readers[fmt](folder / name, manifest, problems)
-            except (ValueError, KeyError, TypeError, InvalidOperation, OSError) as exc:
-                problems.append(f"{name} cannot be read: {exc}")
-        if movement != closing - opening:
-            problems.append(
-                f"manifest movement {movement} != closing {closing} - opening {opening}"
-            )
-        for fmt, (rows, amount_sum, last) in found.items():
-            name = FILE_NAMES[fmt]
-            if rows != expected_rows:
-                problems.append(f"{name} has {rows} entries, the manifest says {expected_rows}")
-            exact = fmt != "xlsx"
-            for label, got, want in (
-                ("amount sum", amount_sum, movement),
-                ("closing", last, closing),
-            ):
-                if (got != want) if exact else abs(got - want) > CENT:
-                    problems.append(f"{name} {label} {got} does not agree with {want}")
-    return problems
-
-
-def _json_totals(path: Path, manifest: dict[str, Any], problems: list[str]):  # type: ignore[no-untyped-def]
-    with path.open("rb") as handle:
-        doc = json.load(handle)
-    entries = doc.pop("entries")
-    if content_hash(doc, entries) != manifest["content_hash"]:
-        problems.append(f"{path.name} content hash does not match the manifest")
-    opening = _dec(doc["opening_balance"])
-    amount_sum = sum((_dec(e["amount"]) for e in entries), Decimal(0))
-    last = _dec(entries[-1]["running_balance"]) if entries else opening
-    by_type = sum((_dec(t["amount"]) for t in doc["totals_by_type"]), Decimal(0))
-    by_account = sum((_dec(t["amount"]) for t in doc["totals_by_ledger_account"]), Decimal(0))
-    if not by_type == by_account == amount_sum:
-        problems.append(
-            f"{path.name}: totals by type {by_type} / by ledger account {by_account} "
-            f"do not equal the entries' sum {amount_sum}"
-        )
-    if _dec(doc["closing_balance"]) != last:
-        problems.append(f"{path.name}: closing balance is not the last running balance")
-    return len(entries), amount_sum, last
-
-
-def _csv_totals(path: Path, manifest: dict[str, Any], problems: list[str]):  # type: ignore[no-untyped-def]
-    opening = _dec(manifest["totals"]["opening_balance"])
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        head = next(reader)
-        if tuple(head) != CSV_COLUMNS:
-            problems.append(f"{path.name}: unexpected header {head}")
-            return 0, Decimal(0), opening
-        amount_at, running_at = head.index("amount"), head.index("running_balance")
-        rows, total, last = 0, Decimal(0), opening
-        for row in reader:
-            rows += 1
-            total += Decimal(row[amount_at])
-            last = Decimal(row[running_at])
-    return rows, total, last
-
-
-def _parquet_totals(path: Path, manifest: dict[str, Any], problems: list[str]):  # type: ignore[no-untyped-def]
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["amount", "running_balance"])
-    opening = _dec(manifest["totals"]["opening_balance"])
-    total = pc.sum(table["amount"]).as_py() if table.num_rows else Decimal(0)
-    last = table["running_balance"][-1].as_py() if table.num_rows else opening
-    return table.num_rows, Decimal(total), Decimal(last)
-
-
-def _xlsx_totals(path: Path, manifest: dict[str, Any], problems: list[str]):  # type: ignore[no-untyped-def]
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(io.BytesIO(path.read_bytes()), read_only=True, data_only=True)
-    try:
-        opening = float(manifest["totals"]["opening_balance"])
-        amounts: list[float] = []
-        last = opening
-        sheets = [ws for ws in workbook.worksheets if ws.title.startswith("Transactions")]
-        if not sheets:
-            problems.append(f"{path.name}: no Transactions sheet")
-        for ws in sheets:
-            rows = ws.iter_rows(values_only=True)
-            head = next(rows)
-            amount_at, running_at = head.index("Amount"), head.index("Running balance")
-            for row in rows:
-                amounts.append(float(row[amount_at]))
-                last = float(row[running_at])
-        summary = {
-            row[0]: row[1]
-            for row in workbook["Summary"].iter_rows(values_only=True, max_col=2)
-            if len(row) > 1 and row[0]
-        }
-        for label, key in (
-            ("Opening balance", "opening_balance"),
-            ("Closing balance", "closing_balance"),
-        ):
-            value = summary.get(label)
-            want = _dec(manifest["totals"][key])
-            if not isinstance(value, (int, float)) or abs(_dec(value) - want) > CENT:
-                problems.append(f"{path.name}: Summary {label} {value} does not agree with {want}")
-    finally:
-        workbook.close()
-    if not math.isfinite(math.fsum(amounts)):
-        problems.append(f"{path.name}: amounts are not finite")
-    return len(amounts), _dec(repr(math.fsum(amounts))), _dec(repr(last))
+        return problems  # what tampered files say means nothing
+    return check_content(folder, manifest)

@@ -110,6 +110,25 @@ CASES: tuple[Case, ...] = (
     Case("export_tamper_detected", "exports", "one byte of each file flipped, a file removed, "
          "a file added", "`ledger-etl verify` exits 1 naming the file; passes again when "
          "restored"),
+    # -- published folders damaged (file-level: SQLite only) -------------------------------------
+    Case("published_tree_damage", "exports", "each line of `DAMAGE` in "
+         "tests/reliability/test_published_folders.py: versions.json deleted, truncated or stale; "
+         "a manifest truncated; statement.json a symlink; manifest status or reconciliation "
+         "forged, folders swapped, CSV or Parquet amounts swapped (hashes resealed); "
+         "`.publish.lock` a symlink out of the tree",
+         "`verify` exits 1 naming the file; the next `statement` names it, exits 0 (1 for a "
+         "link, which it refuses) without a traceback, and writes v3 beside a damaged current "
+         "version; after it, or after `verify --repair`, verify is clean and every file of the "
+         "damaged tree is still there, unchanged; nothing outside the tree is created or "
+         "chmodded", ("sqlite",)),
+    Case("sigkill_publish", "crash", "SIGKILL of `ledger-etl statement` after v2 is renamed into "
+         "place, before versions.json is rewritten (`after_version_rename`)",
+         "verify names versions.json; the next `statement` answers unchanged v2 and rewrites the "
+         "index (or `verify --repair` does); verify clean", ("sqlite",)),
+    Case("index_out_of_space", "exports", "`ledger-etl statement` on a tmpfs with just enough "
+         "inodes for the v2 folder, none for the new versions.json",
+         "exits 1 saying v2 is published and versions.json could not be written; the next "
+         "`statement` (space freed) rewrites it; verify clean", ("sqlite",)),
 )  # fmt: skip
 
 BY_ID = {case.id: case for case in CASES}

@@ -59,6 +59,28 @@ FIXED = [
      "session has held (raw, JSON-escaped and percent-encoded) and cut at 500 characters.",
      "ledger_etl/capital/errors.py, ledger_etl/capital/auth.py, ledger_etl/capital/client.py",
      "tests/reliability/test_echoed_secrets.py"),
+    ("A publish killed (or out of space) after `v<N>/` was renamed into place but before "
+     "`versions.json` was rewritten left the index stale for good: the next `statement` said "
+     "unchanged and kept it, and out of space the CLI said nothing was published. The index is "
+     "now derived from the folders and rewritten by every publish and by `verify --repair`; the "
+     "error names the version published.", "ledger_etl/statements/export.py, versions.py, "
+     "repair.py", "tests/reliability/test_published_folders.py::test_a_publish_killed_before_"
+     "the_index_write_heals, ::test_out_of_space_at_the_index_says_what_was_published"),
+    ("`verify` accepted a deleted `versions.json`, a manifest whose status or reconciliation "
+     "disagreed with statement.json, swapped version folders and swapped CSV amounts with equal "
+     "sums; it now compares every fact two files state, and the formats row by row.",
+     "ledger_etl/statements/verify.py, crosscheck.py", "tests/reliability/test_published_"
+     "folders.py::test_a_damaged_month_heals_without_losing_evidence"),
+    ("A truncated manifest or a statement.json symlink made every later `statement` end in a "
+     "JSONDecodeError traceback; such a version is now damaged: recorded in versions.json, kept "
+     "unchanged, never current, and the next publish writes a new version beside it.",
+     "ledger_etl/statements/versions.py, export.py", "tests/reliability/test_published_folders"
+     ".py::test_a_damaged_month_heals_without_losing_evidence"),
+    ("The publish lock followed a symlink (creating or chmodding a file outside the export "
+     "dir); files in the tree are now opened with O_NOFOLLOW and links below the export dir are "
+     "refused with an error naming them.", "ledger_etl/statements/layout.py, paths.py",
+     "tests/reliability/test_published_folders.py::test_a_damaged_month_heals_without_losing_"
+     "evidence (lock_links_*)"),
 ]  # fmt: skip
 
 NOTES = [
