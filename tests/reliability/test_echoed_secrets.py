@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 import ledger_etl.simulator.app as simulator_app
 from ledger_etl.capital.client import CapitalClient
 from ledger_etl.capital.errors import CapitalError
+from ledger_etl.cli import EXIT_API
 from ledger_etl.ledger import schema as s
 from ledger_etl.simulator import SimulatorServer
 from ledger_etl.sync import sync_range
@@ -164,7 +165,7 @@ def test_echoed_secrets_stay_out_of_the_cli_output(
         CAPITAL_ENCRYPTED_PASSWORD=str(case.encrypted).lower(),
     )  # fmt: skip
     done = run_cli(sync_args(START, END), env)
-    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.returncode == EXIT_API, (done.stdout, done.stderr)
     places = {"stdout": done.stdout, "stderr": done.stderr}
     for expected in (MARKER, *case.masked_as):  # the CLI did show the server's error, masked
         assert expected in done.stderr, expected
