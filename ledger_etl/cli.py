@@ -415,7 +415,11 @@ def demo(months: int) -> None:
     show_default=True,
     help="Comma-separated formats; statement.json is always written (diffs are made from it).",
 )
-@click.option("--run-id", default=None, help="Run id recorded in the manifest.")
+@click.option(
+    "--run-id",
+    default=None,
+    help="Run id recorded in the manifest, YYYYMMDDTHHMMSSZ-<12 hex> (default: a new one).",
+)
 @click.option(
     "--provisional",
     is_flag=True,
@@ -433,6 +437,7 @@ def statement_command(
 ) -> None:
     """Publish the month's statement of each account; print each folder written or unchanged."""
     from ledger_etl.ledger.db import upgrade
+    from ledger_etl.runs import RUN_ID
     from ledger_etl.settings import export_dir
     from ledger_etl.statements import (
         list_accounts,
@@ -443,6 +448,8 @@ def statement_command(
     from ledger_etl.statements.export import month_closed, normalize_formats
 
     month_closed(parse_month(month), datetime.now(UTC), provisional)  # refuses before any work
+    if run_id is not None and not RUN_ID.match(run_id):
+        raise click.BadParameter(f"{run_id[:80]!r} is not a run id (YYYYMMDDTHHMMSSZ-<12 hex>)")
     chosen_formats = normalize_formats(formats)
     chosen = [validate_account_id(a) for a in accounts]
     engine = _engine(database_url)
@@ -477,11 +484,12 @@ def statement_command(
         note = f"{statement.status}, reconciliation {statement.reconciliation.status}"
         if statement.status_reasons:
             note += f" ({'; '.join(statement.status_reasons)})"
+        # The folder and what was published in it, together on one stream, in order.
         if result.status == "unchanged":
             click.echo(f"unchanged: {result.folder}")
         else:
             click.echo(f"{result.folder}")
-        click.echo(f"  {account} {month} v{result.version}: {note}", err=True)
+        click.echo(f"  {account} {month} v{result.version}: {note}")
 
 
 @main.command("verify")

@@ -102,7 +102,10 @@ def select_accounts(available: Sequence[Account], wanted: Sequence[str] | None) 
 
 
 def planned_windows(start: datetime, end: datetime, accounts: int) -> int:
-    return len(plan_windows(start, end)) * len(ENDPOINTS) * accounts
+    """The top-level windows a sync of `[start, end)` fetches: each endpoint's tiles plus its
+    edge probe (see `capital.history.fetch_history`), per account. Split halves come on top."""
+    per_account = sum(len(plan_windows(start, end, spec.max_span)) + 1 for spec in ENDPOINTS)
+    return per_account * accounts
 
 
 def sync_range(

@@ -6,7 +6,6 @@ These functions are what the CLI and the Dagster assets both call.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from ledger_etl.ledger.store import (
     StagedTransaction,
     WriteCounts,
 )
+from ledger_etl.runs import new_run_id
 
 
 @dataclass
@@ -79,7 +79,7 @@ class IngestSummary:
 
 
 def start_run(engine: Engine, kind: str, params: dict[str, Any]) -> str:
-    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+    run_id = new_run_id()
     with engine.begin() as conn:
         conn.execute(insert(s.runs).values(
             run_id=run_id, kind=kind, started_at=datetime.now(UTC), status="running",

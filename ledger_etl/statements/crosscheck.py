@@ -167,7 +167,10 @@ def _document_arithmetic(doc: dict[str, Any], entries: list[Row]) -> list[str]:
 def _audit_vs_manifest(folder: Path, manifest: dict[str, Any]) -> list[str]:
     first = read_regular(folder / AUDIT_FILE).split(b"\n", 1)[0]
     head = json.loads(first)
-    keys = ("account_id", "month", "version", "status", "run_id", "code_version", "generated_at")
+    keys = (
+        "account_id", "month", "version", "status", "run_id", "dagster_run_id", "code_version",
+        "generated_at",
+    )  # fmt: skip
     return [
         f"{AUDIT_FILE} {key} {head.get(key)!r:.80} differs from manifest.json {manifest[key]!r:.80}"
         for key in keys

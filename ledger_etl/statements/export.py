@@ -30,6 +30,7 @@ from ledger_etl import __version__
 from ledger_etl.errors import InputError
 from ledger_etl.ledger.chart import ChartOfAccounts
 from ledger_etl.ledger.faultpoints import checkpoint
+from ledger_etl.runs import new_run_id
 from ledger_etl.statements.build import build_statement
 from ledger_etl.statements.document import diff_doc, fetch_doc, gap_doc, iso, money
 from ledger_etl.statements.document import statement_content_hash as content_hash_of
@@ -78,6 +79,15 @@ WRITERS: dict[str, Callable[[Statement, BinaryIO], dict[str, object]]] = {
 
 class IndexNotWrittenError(StatementError):
     """A version is published (or unchanged), but `versions.json` could not be rewritten."""
+
+
+@dataclass(frozen=True)
+class PublishRun:
+    """The run a version is published by: a ledger-format run id, and the Dagster run's own id
+    when Dagster published it."""
+
+    run_id: str
+    dagster_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,7 @@ def publish_statement(
     chart: ChartOfAccounts | None = None,
     now: datetime | None = None,
     provisional: bool = False,
+    dagster_run_id: str | None = None,
 ) -> PublishResult:
     """Build the account's statement for `month` (YYYY-MM) and publish it as a new version,
     unless it equals the current one.
@@ -164,7 +175,7 @@ def publish_statement(
         statement = build_statement(inputs)
         record["status"] = statement.status
         record["reconciliation"] = statement.reconciliation.status
-    return publish_built(statement, Path(out_dir), run_id, chosen, log)
+    return publish_built(statement, Path(out_dir), run_id, chosen, log, dagster_run_id)
 
 
 class MonthNotClosedError(StatementError, InputError):
@@ -208,9 +219,12 @@ def publish_built(
     run_id: str | None = None,
     formats: Sequence[str] = ALL_FORMATS,
     log: BuildLog | None = None,
+    dagster_run_id: str | None = None,
 ) -> PublishResult:
-    """Publish an already built statement (see `publish_statement`)."""
+    """Publish an already built statement (see `publish_statement`). `run_id` defaults to a new
+    one in the ledger's run-id format; a Dagster run id is recorded beside it."""
     log = log or BuildLog()
+    run = PublishRun(run_id or new_run_id(), dagster_run_id)
     formats = normalize_formats(formats)
     account_id = validate_account_id(statement.account_id)
     label = parse_month(statement.period.label).label
@@ -244,7 +258,7 @@ def publish_built(
         staging = month_dir / f".v{number}.{uuid.uuid4().hex[:12]}.partial"
         ensure_dir(staging)
         try:
-            _write_version(statement, staging, content_hash, run_id, formats, log)
+            _write_version(statement, staging, content_hash, run, formats, log)
             os.rename(staging, folder)  # fails rather than replace an existing folder
             fsync_dir(month_dir)
         except BaseException:
@@ -289,7 +303,7 @@ def _write_version(
     statement: Statement,
     staging: Path,
     content_hash: str,
-    run_id: str | None,
+    run: PublishRun,
     formats: Sequence[str],
     log: BuildLog,
 ) -> None:
@@ -308,7 +322,7 @@ def _write_version(
     if bad:
         raise StatementError(f"format check failed: {bad[0]['name']} ({bad[0]['detail']})")
     generated_at = _now()
-    audit_lines = _audit_lines(statement, run_id, generated_at, log, assertions)
+    audit_lines = _audit_lines(statement, run, generated_at, log, assertions)
     atomic_write(staging / AUDIT_FILE, "".join(audit_lines).encode())
     files = {}
     for name in sorted(p.name for p in staging.iterdir() if not p.name.startswith(".")):
@@ -316,7 +330,7 @@ def _write_version(
             "sha256": sha256_file(staging / name),
             "bytes": (staging / name).stat().st_size,
         }
-    manifest = _manifest(statement, content_hash, run_id, generated_at, files, written)
+    manifest = _manifest(statement, content_hash, run, generated_at, files, written)
     atomic_write(staging / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
     for path in staging.iterdir():
         os.chmod(path, READ_ONLY_MODE)
@@ -358,7 +372,7 @@ def format_assertions(
 
 def _audit_lines(
     statement: Statement,
-    run_id: str | None,
+    run: PublishRun,
     generated_at: str,
     log: BuildLog,
     assertions: list[dict[str, Any]],
@@ -374,7 +388,8 @@ def _audit_lines(
                 "month": statement.period.label,
                 "version": statement.version,
                 "status": statement.status,
-                "run_id": run_id,
+                "run_id": run.run_id,
+                "dagster_run_id": run.dagster_run_id,
                 "code_version": __version__,
                 "generated_at": generated_at,
             }
@@ -392,7 +407,7 @@ def _audit_lines(
 def _manifest(
     statement: Statement,
     content_hash: str,
-    run_id: str | None,
+    run: PublishRun,
     generated_at: str,
     files: dict[str, dict[str, Any]],
     written: dict[str, dict[str, object]],
@@ -406,7 +421,8 @@ def _manifest(
         "status": s.status,
         "content_hash": content_hash,
         "generated_at": generated_at,
-        "run_id": run_id,
+        "run_id": run.run_id,
+        "dagster_run_id": run.dagster_run_id,
         "code_version": __version__,
         "ledger_state": {
             "entry_count": s.ledger_state.entry_count,

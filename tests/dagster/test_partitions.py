@@ -21,7 +21,9 @@ from ledger_etl.defs.history.assets import (
 from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.history.partitions import ACCOUNTS
 from ledger_etl.defs.resources import LedgerResource
+from ledger_etl.runs import RUN_ID
 from ledger_etl.simulator import SimulatorServer
+from ledger_etl.statements.published import PublishedStatements
 from tests.conftest import make_server
 from tests.dagster.conftest import capital_for
 from tests.integration.ledger_helpers import account_ids
@@ -111,6 +113,16 @@ def test_the_statement_is_published_from_the_ledger_and_the_cli_agrees(
         assert published.success
         meta = published.asset_materializations_for_node("monthly_statement")[0].metadata
         assert meta["reconciliation"].value == "RECONCILED" and meta["version"].value == 1
+        # One run-id format everywhere; Dagster's own run id is kept beside it.
+        manifest = PublishedStatements(resources["ledger"].exports()).manifest(account, "2025-11")  # type: ignore[attr-defined]
+        assert RUN_ID.match(manifest["run_id"]) and manifest["dagster_run_id"] == published.run_id
+        fetch_runs = {
+            f["run_id"]
+            for f in PublishedStatements(resources["ledger"].exports()).document(
+                account, "2025-11"
+            )["coverage"]["fetches"]
+        }  # type: ignore[attr-defined]
+        assert fetch_runs and all(RUN_ID.match(r) for r in fetch_runs)
 
     ledger: LedgerResource = resources["ledger"]  # type: ignore[assignment]
     cli = CliRunner().invoke(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -221,3 +222,27 @@ def test_demo_currency_codes_normalize_with_raw_kept(
             )
         )
     assert pairs == {("USD", "USDd"), ("EUR", "EURd")}
+
+
+def test_the_planned_window_count_is_what_a_sync_fetches(
+    shared_sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """The progress bar's total: every top-level window of the sync, edge probes included, so it
+    never ends past its total (64/62)."""
+    from ledger_etl.ledger.db import make_engine
+    from ledger_etl.sync import planned_windows
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    start, end = datetime(2025, 3, 30, 12, tzinfo=UTC), datetime(2025, 4, 2, tzinfo=UTC)
+    accounts = account_ids(shared_sim)
+    report = sync(shared_sim, engine, start, end, accounts)
+    assert report.ok
+    with engine.connect() as conn:
+        top_level = conn.execute(
+            select(func.count())
+            .select_from(s.fetch_log)
+            .where(s.fetch_log.c.parent_start.is_(None))
+        ).scalar_one()
+    assert (
+        top_level == planned_windows(start, end, len(accounts)) == (3 + 1) * 2 * len(accounts)
+    )  # 3 tiles + the probe

@@ -150,7 +150,10 @@ def test_statement_cli_writes_every_account_and_refuses_traversal(
               "--format", "csv,json"],
     )  # fmt: skip
     assert out.exit_code == 0, out.output
-    folders = [Path(line) for line in out.stdout.splitlines() if line.strip()]
+    # Each account: its folder, then what was published in it (indented), on stdout in order.
+    lines = out.stdout.splitlines()
+    folders = [Path(line) for line in lines[0::2]]
+    assert all(line.startswith("  ") and " v1: " in line for line in lines[1::2]), lines
     assert sorted(f.parent.parent.name for f in folders) == sorted(account_ids(shared_sim))
     for folder in folders:
         assert sorted(p.name for p in folder.iterdir()) == [

@@ -208,7 +208,7 @@ def monthly_statement(
     results = {}
     for month, account in month_accounts(context):
         published = publish_statement(
-            engine, account, month, ledger.exports(), run_id=context.run.run_id
+            engine, account, month, ledger.exports(), dagster_run_id=context.run.run_id
         )
         statement = published.statement
         reconciliation = statement.reconciliation
