@@ -328,29 +328,45 @@ def sync_command(
 )
 @_DATABASE_OPTION
 def gaps_command(start: str, end: str, accounts: tuple[str, ...], database_url: str | None) -> None:
-    """Print the parts of [from, to) the ledger has no complete fetch for; exit 1 if any."""
-    from ledger_etl.ledger.coverage import stored_gaps
+    """Print the parts of [from, to) the ledger has no complete fetch for; exit 1 if any.
+
+    Each gap is `account endpoint [start, end)` in UTC; an account's time before its first
+    movement is no gap once the ledger proves that movement was the first (see
+    `ledger.coverage.proven_first_movement`)."""
+    from ledger_etl.ledger.coverage import proven_first_movement, stored_gaps
     from ledger_etl.ledger.db import upgrade
     from ledger_etl.ledger.ingest import known_accounts
-    from ledger_etl.sync import ENDPOINTS
+    from ledger_etl.statements.build import iso_z
+    from ledger_etl.sync import ENDPOINTS, SyncError
 
     first, last = _range(start, end)
     engine = _engine(database_url)
     upgrade(engine)
-    chosen = list(accounts) or known_accounts(engine)
+    known = known_accounts(engine)
+    unknown = [a for a in accounts if a not in known]
+    if unknown:
+        raise SyncError(
+            f"unknown account(s) {', '.join(unknown)}; the ledger knows "
+            f"{', '.join(known) or 'none'}"
+        )
+    chosen = list(accounts) or known
     if not chosen:
         click.echo("the ledger knows no accounts yet: everything is a gap; run `ledger-etl sync`")
         sys.exit(EXIT_INCOMPLETE)
     found = 0
     for account in chosen:
+        opened = proven_first_movement(engine, account)
+        lower = max(first, opened) if opened is not None else first
+        if opened is not None and opened > first:
+            click.echo(
+                f"{account}: history proven complete from {iso_z(opened)}, its first movement"
+            )
         for spec in ENDPOINTS:
-            for gap in stored_gaps(engine, account, spec.name, first, last):
+            for gap in stored_gaps(engine, account, spec.name, lower, last) if lower < last else []:
                 found += 1
-                click.echo(
-                    f"{account}\t{spec.name}\t{gap.start.isoformat()}\t{gap.end.isoformat()}"
-                )
+                click.echo(f"{account}\t{spec.name}\t[{iso_z(gap.start)}, {iso_z(gap.end)})")
     if found:
-        click.echo(f"{found} gap(s)", err=True)
+        click.echo(f"{found} gap(s)")
         sys.exit(EXIT_INCOMPLETE)
     click.echo(f"no gaps in [{start}, {end}) for {len(chosen)} account(s)")
 

@@ -7,8 +7,9 @@ pulling in the write path (`ledger.ingest`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from ledger_etl.intervals import Window, coverage_gaps
 from ledger_etl.ledger import schema as s
@@ -46,3 +47,35 @@ def stored_gaps(
 ) -> list[Window]:
     """Uncovered intervals of `[start, end)`: never fetched, failed, or truncated windows."""
     return coverage_gaps(Window(start, end), covered_windows(db, account_id, endpoint, start, end))
+
+
+def proven_first_movement(engine: Engine, account_id: str) -> datetime | None:
+    """The account's first movement, when the ledger proves nothing came before it: the newest
+    broker balance observation equals the sum of every stored transaction before it, over
+    transactions coverage without a gap from the first stored one up to the observation. A
+    movement missing before the first stored one would break that sum. None when unproven."""
+    e, b = s.ledger_entries, s.balance_observations
+    with engine.connect() as conn:
+        first = conn.execute(
+            select(func.min(e.c.posted_at)).where(e.c.account_id == account_id)
+        ).scalar()
+        observation = conn.execute(
+            select(b.c.observed_at, b.c.balance)
+            .where(b.c.account_id == account_id)
+            .order_by(b.c.observed_at.desc(), b.c.id.desc())
+            .limit(1)
+        ).first()
+        if first is None or observation is None:
+            return None
+        observed = observation.observed_at.replace(microsecond=0)
+        total = conn.execute(
+            select(s.money_sum(e.c.amount)).where(
+                e.c.account_id == account_id, e.c.posted_at < observation.observed_at
+            )
+        ).scalar()
+        upper = observed - SETTLE
+        if upper > first and stored_gaps(conn, account_id, "transactions", first, upper):
+            return None
+    if Decimal(total or 0) != Decimal(observation.balance):
+        return None
+    return first

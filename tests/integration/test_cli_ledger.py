@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,32 @@ def test_sync_then_gaps(shared_sim: SimulatorServer, tmp_path: Path) -> None:
     wider = runner.invoke(main, ["gaps", "--from", "2025-01-30", "--to", "2025-02-09"], env=env)
     assert wider.exit_code == 1
     # The second before the synced range was covered too, by the fetch's start-edge probe.
-    assert "2025-01-30T00:00:00+00:00\t2025-01-31T23:59:59+00:00" in wider.output
-    assert "2025-02-08T00:00:00+00:00\t2025-02-09T00:00:00+00:00" in wider.output
+    assert "transactions\t[2025-01-30T00:00:00Z, 2025-01-31T23:59:59Z)" in wider.output
+    assert "activity\t[2025-02-08T00:00:00Z, 2025-02-09T00:00:00Z)" in wider.output
+    unknown = runner.invoke(
+        main, ["gaps", "--from", "2025-02-01", "--to", "2025-02-08", "--account", "nope"], env=env
+    )
+    assert unknown.exit_code == 2 and "unknown account(s) nope" in unknown.output
+
+
+def test_time_before_a_proven_first_movement_is_no_gap(tmp_path: Path) -> None:
+    """The whole history up to the broker's balance is synced: the ledger proves each account's
+    first movement, and the weeks before it are not reported as gaps."""
+    server = make_server(start=date(2025, 11, 1), rate_limit_per_second=0)
+    try:
+        env = _env(server, tmp_path)
+        runner = CliRunner()
+        synced = runner.invoke(
+            main, ["sync", "--from", "2025-11-01", "--to", "2026-01-16"], env=env
+        )
+        assert synced.exit_code == 0, synced.output
+        gaps = runner.invoke(main, ["gaps", "--from", "2025-10-01", "--to", "2025-11-10"], env=env)
+        assert gaps.exit_code == 0, gaps.output
+        proven = [line for line in gaps.output.splitlines() if "proven complete" in line]
+        assert len(proven) == len(account_ids(server)), gaps.output
+        assert "no gaps in [2025-10-01, 2025-11-10)" in gaps.output
+    finally:
+        server.stop()
 
 
 def test_sync_with_a_permanently_failing_window_exits_nonzero(tmp_path: Path) -> None:
