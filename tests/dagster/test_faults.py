@@ -34,6 +34,7 @@ def _run(
             instance=instance,
             resources=resources,
             partition_key=partition_key(month, account),
+            raise_on_error=False,  # a PROVISIONAL statement fails the blocking check
         )
     return result, resources["ledger"], account
 
@@ -106,7 +107,11 @@ def test_a_permanently_failing_window_is_shown_and_the_statement_is_provisional(
     )
     try:
         result, _, account = _run(server, tmp_path, "2025-12")
-        assert result.success  # the run completes; the failure is in its checks and metadata
+        # The statement is published (PROVISIONAL); the blocking check then fails the run.
+        assert not result.success
+        assert [e.step_key for e in result.all_events if e.is_step_failure] == [
+            "monthly_statement_statement_reconciles"
+        ]
         coverage = _checks(result)["coverage_complete"]
         assert not coverage.passed
         gaps = coverage.metadata["failures"].value[f"{account}|2025-12"]
@@ -130,6 +135,7 @@ def test_a_silent_cap_below_the_split_threshold_is_caught_by_the_reconciliation(
     )
     try:
         result, ledger, account = _run(server, tmp_path, "2025-12")
+        assert not result.success  # the blocking check stops the run
         start, end = month_bounds("2025-12")
         stored = ledger_amounts(ledger.engine(), account, start, end)
         truth = truth_amounts(server, account, start, end)
