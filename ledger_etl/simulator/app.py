@@ -182,6 +182,11 @@ class Simulator:
             await asyncio.sleep(decision.latency)
         if decision.expire_session and request.headers.get("cst"):
             self.sessions.end(request.headers["cst"])
+        if decision.nested:
+            status, depth = decision.nested
+            self._record(request, status, decision, started)
+            await _send_raw(send, status, b"[" * depth)
+            return
         if decision.respond or decision.drop:
             reply = Reply(*decision.respond, {}) if decision.respond else Reply(200, {})
             if decision.respond:
@@ -291,6 +296,12 @@ async def _send(send: Callable[[dict], Awaitable[None]], reply: Reply) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_raw(send: Callable[[dict], Awaitable[None]], status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

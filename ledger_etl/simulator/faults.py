@@ -22,7 +22,9 @@ Rule kinds: `status` (answer `status` with `error_code` or a generic 5xx body), 
 answer by `seconds`), `html` / `truncated_json` (a 200 whose body is an HTML page or JSON cut in
 half), `expire_session` (the caller's session dies just before the request is authenticated),
 `echo` (a hostile or debugging server: answer `status`, 500 unless given, with the request's
-headers and body in the `errorCode` text: as sent, as JSON and percent-encoded).
+headers and body in the `errorCode` text: as sent, as JSON and percent-encoded), `nested` (answer
+`status`, 500 unless given, 200 allowed, with a body of `depth` unclosed `[`, 100,000 unless
+given: a parser that recurses per bracket overflows its stack).
 A rule applies to requests whose method and path match (`path` is a regular expression searched in
 the path under `/api/v1`; empty matches all) and, if `query` is given, whose percent-decoded query
 string contains a match of that regular expression (`{"path": "^/history/", "query":
@@ -66,6 +68,7 @@ KINDS = (
     "truncated_json",
     "expire_session",
     "echo",
+    "nested",
 )
 CORRUPTIONS = (
     "bad_amount",
@@ -147,6 +150,7 @@ class FaultRule:
     status: int | None = None  # status: 503 unless given; echo: 500
     error_code: str | None = None
     seconds: float = 0.0
+    depth: int = 100_000  # nested: how many `[` the body opens
     matched: int = field(default=0, compare=False)
     fired: int = field(default=0, compare=False)
 
@@ -166,7 +170,13 @@ class FaultRule:
         if self.probability is not None and not 0 <= self.probability <= 1:
             raise FaultConfigError("probability must be between 0 and 1")
         if self.status is None:
-            self.status = 500 if self.kind == "echo" else 503
+            self.status = 500 if self.kind in ("echo", "nested") else 503
+        if self.kind == "nested" and not (
+            isinstance(self.status, int) and (self.status == 200 or 400 <= self.status <= 599)
+        ):
+            raise FaultConfigError("nested: status must be 200 or an HTTP error status (400-599)")
+        if self.kind == "nested" and not (isinstance(self.depth, int) and 1 <= self.depth <= 10**7):
+            raise FaultConfigError("nested: depth must be a whole number from 1 to 10,000,000")
         if self.kind in ("status", "echo") and not (
             isinstance(self.status, int) and 400 <= self.status <= 599
         ):
@@ -276,6 +286,7 @@ class FaultDecision:
     drop: bool = False
     body: str | None = None  # "html" | "truncated_json"
     echo: bool = False  # the errorCode also carries the request (see `echo_text`)
+    nested: tuple[int, int] | None = None  # (status, depth): a body of `depth` unclosed `[`
     expire_session: bool = False
     fired: list[str] = field(default_factory=list)
 
@@ -360,8 +371,10 @@ class FaultPlan:
                     decision.latency += rule.seconds
                 elif rule.kind == "expire_session":
                     decision.expire_session = True
-                elif decision.respond or decision.drop or decision.body:
+                elif decision.respond or decision.drop or decision.body or decision.nested:
                     continue  # the first answer-changing rule wins
+                elif rule.kind == "nested":
+                    decision.nested = (rule.status or 500, rule.depth)
                 elif rule.kind in ("status", "echo"):
                     status = rule.status or 503
                     decision.respond = (status, rule.error_code or _default_code(status))
