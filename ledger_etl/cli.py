@@ -215,6 +215,15 @@ _DATABASE_OPTION = click.option(
 )
 
 
+_OUT_OPTION = click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Export directory (default: $LEDGER_EXPORT_DIR or var/exports).",
+)
+
+
 @main.group()
 def db() -> None:
     """The ledger database."""
@@ -417,13 +426,7 @@ def demo(months: int) -> None:
     multiple=True,
     help="Account id (repeatable; default: every account in the ledger).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Export directory (default: $LEDGER_EXPORT_DIR or var/exports).",
-)
+@_OUT_OPTION
 @click.option(
     "--format",
     "formats",
@@ -541,13 +544,7 @@ def verify_command(path: Path, repair: bool) -> None:
 @main.command("published")
 @click.option("--account", default=None, help="Only this account id.")
 @click.option("--month", default=None, help="Only this month, YYYY-MM.")
-@click.option(
-    "--out",
-    "out_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Export directory (default: $LEDGER_EXPORT_DIR or var/exports).",
-)
+@_OUT_OPTION
 def published_command(account: str | None, month: str | None, out_dir: Path | None) -> None:
     """List the current published version of each account-month, with its status."""
     from ledger_etl.settings import export_dir

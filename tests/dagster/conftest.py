@@ -7,11 +7,20 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ledger_etl.defs.history.assets import (
+    ledger_entries,
+    monthly_statement,
+    raw_activity,
+    raw_transactions,
+)
 from ledger_etl.defs.history.partitions import ACCOUNTS
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 from ledger_etl.simulator import SimulatorServer
 from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, make_server
 from tests.integration.ledger_helpers import account_ids
+
+# The history assets in run order, for tests that materialize them directly.
+ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]
 
 
 def capital_for(server: SimulatorServer, **overrides: object) -> CapitalApiResource:

@@ -12,22 +12,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ledger_etl.defs.history.assets import (
-    ledger_entries,
-    monthly_statement,
-    raw_activity,
-    raw_transactions,
-)
 from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import LedgerResource
 from ledger_etl.simulator import SimulatorServer
 from ledger_etl.statements.published import PublishedStatements
 from tests.conftest import make_server
-from tests.dagster.conftest import capital_for
+from tests.dagster.conftest import ASSETS, capital_for
 from tests.integration.ledger_helpers import account_ids
-
-ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]
 
 
 @pytest.fixture(scope="module")

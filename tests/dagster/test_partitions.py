@@ -25,10 +25,8 @@ from ledger_etl.runs import RUN_ID
 from ledger_etl.simulator import SimulatorServer
 from ledger_etl.statements.published import PublishedStatements
 from tests.conftest import make_server
-from tests.dagster.conftest import capital_for
+from tests.dagster.conftest import ASSETS, capital_for
 from tests.integration.ledger_helpers import account_ids
-
-ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]
 
 
 @pytest.fixture(scope="module")
