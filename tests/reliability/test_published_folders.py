@@ -293,8 +293,18 @@ def _clean(done: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
+# Each case runs the CLI several times in subprocesses; one case of each kind runs by default,
+# all of them in CI (and with RUN_SLOW=1).
+QUICK = {"index_stale_after_crash", "current_manifest_truncated", "forged_reconciliation",
+         "csv_amounts_swapped", "lock_links_to_existing_file"}  # fmt: skip
+
+
 @pytest.mark.parametrize(("case", "backend"), params("published_tree_damage"))
-@pytest.mark.parametrize("damage", DAMAGE, ids=[d.id for d in DAMAGE])
+@pytest.mark.parametrize(
+    "damage",
+    [pytest.param(d, marks=() if d.id in QUICK else pytest.mark.slow) for d in DAMAGE],
+    ids=[d.id for d in DAMAGE],
+)
 def test_a_damaged_month_heals_without_losing_evidence(
     case: str, backend: str, damage: Damage, published: Published, tmp_path: Path
 ) -> None:
