@@ -149,6 +149,7 @@ class DayTotals:
             "running": [[str(v) for v in running] for running in self._running],
             "carry": [[a, d.isoformat(), str(v)] for (a, d), v in sorted(self._carry.items())],
         }
+        body["sha256"] = _digest(body)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".balances-", suffix=".tmp")
@@ -190,6 +191,8 @@ class DayTotals:
         """Check everything before trusting any of it: a wrong total would be served as truth."""
         if not isinstance(body, dict) or body.get("format") != FORMAT:
             raise ValueError("unknown format")
+        if body.get("sha256") != _digest(body):
+            raise ValueError("its checksum does not match its content")
         if body["identity"] != self._identity or body["code"] != self._code:
             raise ValueError("written for another world or another version of the generator")
         frontier = date.fromisoformat(body["frontier"])
@@ -209,6 +212,12 @@ class DayTotals:
 
 
 _HORIZON = timedelta(days=HORIZON_DAYS)
+
+
+def _digest(body: dict[str, Any]) -> str:
+    """A checksum of everything but itself: a damaged file must not be served as the truth."""
+    content = {k: v for k, v in body.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _amount(text: Any) -> Decimal:
