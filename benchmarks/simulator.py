@@ -9,8 +9,8 @@ every run measures the same world. For each rows-per-day figure, three first log
 - cold: nothing computed yet, so the login sweeps every day of history (`simulator.balances`);
 - restart: a fresh simulator whose balance checkpoint is on disk; it generates only the last
   `HORIZON_DAYS` + 1 days, which today's rows and the open positions come from;
-- warmed: a fresh simulator after `World.warm_up`, which `simulator serve` runs in the background
-  from the start.
+- warmed: a fresh simulator after `Simulator.start_warm_up`, which `simulator serve` runs in the
+  background from the start.
 
 Checkpoints are kept in `--cache-dir` (default `<project>/var/bench/simulator`), so the cold
 sweep of a world is paid once per version of the generator. When a world has no checkpoint and
@@ -25,10 +25,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from ledger_etl.settings import project_root
+from ledger_etl.simulator import Clock, Simulator, SimulatorConfig
 from ledger_etl.simulator.balances import DayTotals
 from ledger_etl.simulator.catalog import MarketData
 from ledger_etl.simulator.world import World, WorldConfig
@@ -88,11 +90,12 @@ def measure(days: int, rows_per_day: float, max_cold: float, cache_dir: Path) ->
         f"{label}: {days} days, restart first login {seconds:.2f} s "
         f"({restarted.days_generated} days generated; checkpoint read in {loaded:.3f} s)"
     )
-    warmed = _world(start, rows_per_day, cache_dir)
+    config = SimulatorConfig(world=WorldConfig(start=start, rows_per_day=rows_per_day))
+    warmed = Simulator(replace(config, cache_dir=cache_dir), clock=Clock(now))
     began = time.perf_counter()
-    warmed.warm_up(now)
+    warmed.start_warm_up().join()  # as `simulator serve` does, on its own thread
     warm_up = time.perf_counter() - began
-    seconds = first_login_seconds(warmed, now)
+    seconds = first_login_seconds(warmed.world, now)
     print(
         f"{label}: {days} days, warmed first login {seconds:.3f} s "
         f"(background warm-up took {warm_up:.2f} s)",

@@ -7,6 +7,7 @@ is a response started with a Content-Length and never finished.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -129,6 +130,10 @@ class Simulator:
             except Exception:  # the request path computes whatever is missing itself
                 log.exception("simulator warm-up failed")
                 return
+            # A heavy world leaves millions of objects in the day cache; a full collection
+            # walking them pauses whichever request happens to trigger it by a second or more.
+            # They hold no reference cycles (eviction frees them), so keep the collector off them.
+            gc.freeze()
             log.info(
                 "simulator warm-up done in %.1f s (%d days generated)",
                 time.perf_counter() - began,

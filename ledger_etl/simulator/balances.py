@@ -66,6 +66,7 @@ def world_identity(world: World) -> dict[str, Any]:
     """Everything the rows depend on besides the code: the world's whole configuration."""
     identity = asdict(world.config)
     identity["start"] = world.config.start.isoformat()
+    identity["rows_per_day"] = float(world.config.rows_per_day)  # 400 and 400.0: one world
     return identity
 
 
