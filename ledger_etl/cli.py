@@ -138,6 +138,14 @@ def simulator() -> None:
     help="JSON simulator configuration; flags override it.",
 )
 @click.option(
+    "--cache-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where balance checkpoints are kept, so a restart logs in at once "
+    "(default <project>/var/simulator).",
+)
+@click.option("--no-cache", is_flag=True, default=False, help="Keep balance totals in memory only.")
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -159,9 +167,17 @@ def simulator_serve(
     history_bounds: str | None,
     faults_file: Path | None,
     config_file: Path | None,
+    cache_dir: Path | None,
+    no_cache: bool,
     log_level: str,
 ) -> None:
-    """Serve the simulator over HTTP (clients use http://HOST:PORT, adding /api/v1)."""
+    """Serve the simulator over HTTP (clients use http://HOST:PORT, adding /api/v1).
+
+    Balances and the days a login reads are computed in the background from the start (and
+    checkpointed under --cache-dir), so the first login does not wait for the whole history."""
+    from dataclasses import replace
+
+    from ledger_etl.settings import project_root
     from ledger_etl.simulator import Simulator, SimulatorConfig, load_config_file
     from ledger_etl.simulator.faults import FaultConfigError, FaultPlan
     from ledger_etl.simulator.server import serve_forever
@@ -186,6 +202,10 @@ def simulator_serve(
             history_bounds=history_bounds,
             faults=faults,
         )
+        if no_cache:
+            config = replace(config, cache_dir=None)
+        elif cache_dir is not None or config.cache_dir is None:
+            config = replace(config, cache_dir=cache_dir or project_root() / "var" / "simulator")
         sim = Simulator(config)
     except (ValueError, FaultConfigError, json.JSONDecodeError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -195,6 +215,7 @@ def simulator_serve(
         f"{config.world.start}); operator API under /_sim/",
         err=True,
     )
+    sim.start_warm_up()
     serve_forever(sim, host, port, log_level)
 
 

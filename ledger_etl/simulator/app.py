@@ -7,6 +7,7 @@ is a response started with a Content-Length and never finished.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -106,7 +107,7 @@ class Simulator:
         self.config = config or SimulatorConfig()
         self.clock = clock or Clock()
         self.market = MarketData(self.config.world.seed)
-        self.world = World(self.config.world, self.market)
+        self.world = World(self.config.world, self.market, checkpoint_dir=self.config.cache_dir)
         self.sessions = SessionStore(
             self.clock, self.config.session_idle_seconds, self.config.session_max_age_seconds
         )
@@ -118,6 +119,31 @@ class Simulator:
         self.preferences: dict[str, Any] | None = None
         self._api_routes = routes.ROUTES
         self._admin_routes = admin.ROUTES
+
+    def start_warm_up(self) -> threading.Thread:
+        """Compute, on a background thread, the balances and days a first login needs, so the
+        login does not (see `simulator.balances`)."""
+
+        def run() -> None:
+            began = time.perf_counter()
+            try:
+                self.world.warm_up(self.clock.now())
+            except Exception:  # the request path computes whatever is missing itself
+                log.exception("simulator warm-up failed")
+                return
+            # A heavy world leaves millions of objects in the day cache; a full collection
+            # walking them pauses whichever request happens to trigger it by a second or more.
+            # They hold no reference cycles (eviction frees them), so keep the collector off them.
+            gc.freeze()
+            log.info(
+                "simulator warm-up done in %.1f s (%d days generated)",
+                time.perf_counter() - began,
+                self.world.days_generated,
+            )
+
+        thread = threading.Thread(target=run, name="simulator-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     # -- ASGI ---------------------------------------------------------------------------------
     async def __call__(

@@ -57,6 +57,8 @@ class SimulatorConfig:
     markets_without_params: str = "all"  # "error" reproduces the pre-2023-08 400 error.null.epic
     faults: dict[str, Any] = field(default_factory=dict)
     request_log_size: int = 20000
+    # Where balance checkpoints live (see simulator.balances); None keeps them in memory only.
+    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.history_bounds not in BOUNDS:
@@ -85,6 +87,8 @@ def load_config_file(path: Path) -> SimulatorConfig:
     world_data = data.pop("world", {}) or {}
     if "start" in world_data:
         world_data["start"] = date.fromisoformat(world_data["start"])
+    if isinstance(data.get("cache_dir"), str):
+        data["cache_dir"] = Path(data["cache_dir"]).expanduser()
     known = {f.name for f in fields(SimulatorConfig)}
     unknown = set(data) - known
     if unknown:

@@ -2,7 +2,8 @@
 
 History is produced lazily, one UTC day at a time, by `events.generate_day`, and kept in a small
 LRU cache, so a year at thousands of rows a day never sits in memory at once. Only per-day
-balance totals are remembered beyond the cache.
+balance totals are remembered beyond the cache (`balances.DayTotals`, optionally checkpointed to
+disk); `warm_up` computes them, and the days a login reads, ahead of the first request.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from ledger_etl.simulator.balances import DayTotals
 from ledger_etl.simulator.events import (
     HORIZON_DAYS,
     DayEvents,
@@ -89,7 +92,13 @@ class WorldConfig:
 
 
 class World:
-    def __init__(self, config: WorldConfig, market: PriceSource, cache_days: int = 48) -> None:
+    def __init__(
+        self,
+        config: WorldConfig,
+        market: PriceSource,
+        cache_days: int = 48,
+        checkpoint_dir: Path | None = None,
+    ) -> None:
         self.config = config
         self.seed = config.seed
         self.market = market
@@ -116,7 +125,9 @@ class World:
         self._cache: OrderedDict[date, DayEvents] = OrderedDict()
         self._cache_days = cache_days
         self._lock = threading.Lock()
-        self._day_totals: dict[tuple[int, date], Decimal] = {}
+        self._pending: dict[date, threading.Event] = {}
+        self.days_generated = 0  # calls of generate_day, for tests and benchmarks
+        self.totals = DayTotals(self, checkpoint_dir)
 
     # -- accounts -----------------------------------------------------------------------------
     def account(self, account_id: str) -> AccountSpec | None:
@@ -131,16 +142,30 @@ class World:
 
     # -- days ---------------------------------------------------------------------------------
     def day_events(self, day: date) -> DayEvents:
-        with self._lock:
-            cached = self._cache.get(day)
-            if cached is not None:
-                self._cache.move_to_end(day)
-                return cached
-        events = generate_day(self, day)
-        with self._lock:
-            self._cache[day] = events
-            while len(self._cache) > self._cache_days:
-                self._cache.popitem(last=False)
+        while True:
+            with self._lock:
+                cached = self._cache.get(day)
+                if cached is not None:
+                    self._cache.move_to_end(day)
+                    return cached
+                pending = self._pending.get(day)
+                if pending is None:
+                    pending = self._pending[day] = threading.Event()
+                    break
+            # Another thread is producing this day (a warm-up and a request often want the same
+            # recent days): wait for its result rather than spend the CPU twice.
+            pending.wait()
+        try:
+            events = generate_day(self, day)
+            with self._lock:
+                self.days_generated += 1
+                self._cache[day] = events
+                while len(self._cache) > self._cache_days:
+                    self._cache.popitem(last=False)
+        finally:
+            with self._lock:
+                del self._pending[day]
+            pending.set()
         return events
 
     def rows_on(self, day: date, account: int, kind: str) -> list[Row]:
@@ -177,24 +202,12 @@ class World:
             day += timedelta(days=1)
 
     # -- balances -----------------------------------------------------------------------------
-    def _day_total(self, account: int, day: date) -> Decimal:
-        key = (account, day)
-        total = self._day_totals.get(key)
-        if total is None:
-            total = sum(
-                (r.fields["size"] for r in self.rows_on(day, account, "transaction")), Decimal(0)
-            )
-            self._day_totals[key] = total
-        return total
-
     def balance_at(self, account: int, instant: datetime) -> Decimal:
-        """Sum of the account's transactions strictly before `instant`."""
-        total = Decimal(0)
-        day = self.config.start
+        """Sum of the account's transactions strictly before `instant`: the final day totals
+        before its UTC day, plus that day's rows up to it."""
         cut = instant.astimezone(UTC)
-        while datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= cut:
-            total += self._day_total(account, day)
-            day += timedelta(days=1)
+        day = max(cut.date(), self.config.start)
+        total = self.totals.before(account, day)
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         if start < cut:
             total += sum(
@@ -202,6 +215,14 @@ class World:
                 Decimal(0),
             )
         return total
+
+    def warm_up(self, now: datetime) -> None:
+        """Do ahead of time what a login at `now` needs: the totals of every day before today,
+        then the source days of today's rows and of the open positions, left in the day cache."""
+        today = max(now.astimezone(UTC).date(), self.config.start)
+        self.totals.ensure(today - timedelta(days=1))
+        for _ in self._recent(now):
+            pass
 
     # -- state at an instant ------------------------------------------------------------------
     def _recent(self, now: datetime) -> Iterator[DayEvents]:
