@@ -451,7 +451,7 @@ def demo(months: int) -> None:
 @click.option(
     "--format",
     "formats",
-    default="csv,xlsx,json,parquet",
+    default="csv,xlsx,json,parquet,pdf",
     show_default=True,
     help="Comma-separated formats; statement.json is always written (diffs are made from it).",
 )

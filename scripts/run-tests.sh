@@ -48,6 +48,16 @@ if [ -z "${LEDGER_TEST_POSTGRES_URL:-}" ]; then
     fi
 fi
 
+# LibreOffice renders statement.xlsx as a person would print it; its tests skip locally without
+# it and fail in CI. Install it when we can (root with apt-get), quietly.
+if ! command -v soffice >/dev/null 2>&1 && ! command -v libreoffice >/dev/null 2>&1 \
+        && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "run-tests: installing LibreOffice Calc (libreoffice-calc-nogui) for the XLSX print tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends libreoffice-calc-nogui; } >/dev/null 2>&1 \
+        || echo "run-tests: could not install LibreOffice; its tests skip here and fail in CI" >&2
+fi
+
 # Slow cases (marked `slow`) run in CI and with RUN_SLOW=1; locally they are skipped by default
 # so the suite stays within about ten minutes.
 args=("$@")

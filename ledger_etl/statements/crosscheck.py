@@ -4,7 +4,8 @@ manifest, `statement.json`, `audit.jsonl`, and each format row by row.
 `statement.json` is the statement of record. The manifest must state the same account, month,
 version, status, reconciliation, balances, ledger state, diff and counts; its folder must be
 `<account>/<month>/v<version>`; CSV and Parquet must hold the same rows with the same values
-(amounts exactly), XLSX the same references with amounts to the cent. Hashes alone cannot catch
+(amounts exactly), XLSX the same references with amounts to the cent, and the PDF the same
+balances, entry count, status and content hash (`crosscheck_pdf`). Hashes alone cannot catch
 a forger who rewrites a file and its hashes together; these comparisons can.
 """
 
@@ -18,6 +19,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 
+from ledger_etl.statements.crosscheck_pdf import check_pdf
 from ledger_etl.statements.document import content_hash, iso
 from ledger_etl.statements.layout import AUDIT_FILE, CENT, FILE_NAMES, STATEMENT_JSON
 from ledger_etl.statements.paths import StatementError, read_regular, version_number
@@ -62,6 +64,12 @@ def check_content(folder: Path, manifest: dict[str, Any]) -> list[str]:
             "parquet": _parquet_rows,
             "xlsx": _xlsx_rows,
         }
+        if FILE_NAMES["pdf"] in manifest["files"]:
+            try:
+                pdf = folder / FILE_NAMES["pdf"]
+                problems += check_pdf(pdf, doc, manifest["content_hash"])
+            except Exception as exc:  # pypdf raises many kinds on a malformed file: report them
+                problems.append(f"{FILE_NAMES['pdf']} cannot be read: {exc!r}")
         for fmt, read in readers.items():
             name = FILE_NAMES[fmt]
             if name not in manifest["files"]:

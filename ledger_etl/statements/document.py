@@ -245,3 +245,18 @@ def content_hash(head: dict[str, Any], entries: Iterable[dict[str, Any]]) -> str
 
 def statement_content_hash(statement: Statement) -> str:
     return content_hash(header(statement), (entry_doc(line) for line in statement.lines))
+
+
+def type_account_names(statement: Statement) -> dict[str, str]:
+    """Each transaction type's human name: the chart-of-accounts account(s) its entries posted
+    to, as `Name (code)`; a type that posted to several accounts names them all."""
+    names = {t.key: t.name for t in statement.totals_by_ledger_account}
+    codes: dict[str, list[str]] = {}
+    for line in statement.lines:
+        found = codes.setdefault(line.entry.transaction_type, [])
+        if line.entry.ledger_account not in found:
+            found.append(line.entry.ledger_account)
+    return {
+        kind: ", ".join(f"{names.get(code, code)} ({code})" for code in found)
+        for kind, found in codes.items()
+    }

@@ -66,14 +66,16 @@ from ledger_etl.statements.versions import (
 from ledger_etl.statements.writers_csv import write_csv
 from ledger_etl.statements.writers_json import write_json
 from ledger_etl.statements.writers_parquet import write_parquet
+from ledger_etl.statements.writers_pdf import write_pdf
 from ledger_etl.statements.writers_xlsx import write_xlsx
 
-ALL_FORMATS = ("csv", "xlsx", "json", "parquet")
+ALL_FORMATS = ("csv", "xlsx", "json", "parquet", "pdf")
 WRITERS: dict[str, Callable[[Statement, BinaryIO], dict[str, object]]] = {
     "csv": write_csv,
     "xlsx": write_xlsx,
     "json": write_json,
     "parquet": write_parquet,
+    "pdf": write_pdf,
 }
 
 

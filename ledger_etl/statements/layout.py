@@ -22,6 +22,7 @@ FILE_NAMES = {
     "xlsx": "statement.xlsx",
     "json": "statement.json",
     "parquet": "statement.parquet",
+    "pdf": "statement.pdf",
 }
 AUDIT_FILE = "audit.jsonl"
 MANIFEST_FILE = "manifest.json"

@@ -114,7 +114,8 @@ CASES: tuple[Case, ...] = (
     Case("published_tree_damage", "exports", "each line of `DAMAGE` in "
          "tests/reliability/test_published_folders.py: versions.json deleted, truncated or stale; "
          "a manifest truncated; statement.json a symlink; manifest status or reconciliation "
-         "forged, folders swapped, CSV or Parquet amounts swapped (hashes resealed); "
+         "forged, folders swapped, CSV or Parquet amounts swapped, the PDF re-rendered with "
+         "another closing (hashes resealed); "
          "`.publish.lock` a symlink out of the tree",
          "`verify` exits 1 naming the file; the next `statement` names it, exits 0 (1 for a "
          "link, which it refuses) without a traceback, and writes v3 beside a damaged current "

@@ -19,8 +19,9 @@ import sqlite3
 import stat
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,13 +32,19 @@ from sqlalchemy import Engine, select, update
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.db import make_engine
 from ledger_etl.simulator import SimulatorServer
+from ledger_etl.statements import writers_pdf
+from ledger_etl.statements.build import build_statement
+from ledger_etl.statements.paths import parse_month
+from ledger_etl.statements.query import read_statement_inputs
 from tests.integration.ledger_helpers import account_ids, sync
 from tests.reliability.harness import Measure, cli_env, run_cli, statement_folders
 from tests.reliability.matrix import params
+from tests.unit.statement_month import with_closing
 
 START, END = datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 5, 4, tzinfo=UTC)
 MAY = "2025-05"
 DERIVED = {"versions.json", ".publish.lock"}  # rewritten by design; everything else is evidence
+_LEDGER: dict[str, Engine] = {}  # the published tree's ledger, for the forger that re-renders
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ def published(shared_sim: SimulatorServer, tmp_path_factory: pytest.TempPathFact
     assert _statement(env, out, account).returncode == 0
     assert [f.name for f in statement_folders(out, account, MAY)] == ["v1", "v2"]
     assert run_cli(["verify", str(out)], env).returncode == 0
+    _LEDGER["engine"] = engine
     return Published(engine, url, account, out)
 
 
@@ -172,6 +180,20 @@ def _swap_parquet_amounts(month: Path, outside: Path) -> None:
     _reseal(month)
 
 
+def _rerender_pdf_with_another_closing(month: Path, outside: Path) -> None:
+    """v2's statement.pdf drawn again from the ledger with a closing 100.00 higher (movement to
+    match), its footers keeping the real content hash, and every hash resealed."""
+    engine = _LEDGER["engine"]
+    real = build_statement(read_statement_inputs(engine, month.parent.name, parse_month(MAY)))
+    forged = replace(with_closing(real, real.closing_balance + Decimal("100.00")), version=2)
+    manifest = json.loads((month / "v2" / "manifest.json").read_text(encoding="utf-8"))
+    path = _writable(month / "v2" / "statement.pdf")
+    with path.open("wb") as handle, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(writers_pdf, "statement_content_hash", lambda _s: manifest["content_hash"])
+        writers_pdf.write_pdf(forged, handle)
+    _reseal(month)
+
+
 def _truncate(relative: str) -> Callable[[Path, Path], None]:
     def damage(month: Path, outside: Path) -> None:
         path = _writable(month / relative)
@@ -261,6 +283,9 @@ DAMAGE = (
            "statement.csv row 1 amount"),
     Damage("parquet_amounts_swapped", _swap_parquet_amounts, "statement.parquet row 1 amount", 0,
            "statement.parquet row 1 amount"),
+    Damage("pdf_rerendered_with_another_closing", _rerender_pdf_with_another_closing,
+           "statement.pdf closing balance", 0, "v2 is damaged and kept as evidence, never the "
+           "current version: statement.pdf"),
     Damage("lock_links_to_new_file", _lock_link(existing=False), ".publish.lock: is a symbolic "
            "link", 1, ".publish.lock is a symbolic link", repaired=False, by_hand=_unlink_lock),
     Damage("lock_links_to_existing_file", _lock_link(existing=True), ".publish.lock: is a "

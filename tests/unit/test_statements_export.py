@@ -23,6 +23,7 @@ from ledger_etl.statements.build import build_statement
 from ledger_etl.statements.export import publish_built
 from ledger_etl.statements.paths import StatementError, UnsafeNameError
 from ledger_etl.statements.verify import verify_tree
+from tests.unit.office import soffice
 from tests.unit.test_statements_build import entry, inputs
 
 D = Decimal
@@ -139,9 +140,7 @@ def test_all_formats_carry_the_same_rows_and_totals(tmp_path: Path) -> None:
 
 
 def test_libreoffice_reads_the_xlsx(tmp_path: Path) -> None:
-    office = shutil.which("soffice") or shutil.which("libreoffice")
-    if office is None:
-        pytest.skip("LibreOffice (soffice/libreoffice) is not installed")
+    office = soffice()
     statement = hostile_statement()
     folder = publish(statement, tmp_path / "out").folder
     work = tmp_path / "lo"
