@@ -77,6 +77,46 @@ DEFAULT_TYPES: dict[str, str] = {
     "CREDIT_FACILITY": "7010",
 }
 
+# What a person calls each documented transaction type (statements show these beside the code).
+TYPE_NAMES: dict[str, str] = {
+    "DEPOSIT": "Deposit",
+    "WITHDRAWAL": "Withdrawal",
+    "WITHDRAWAL_MONEY_BACK": "Withdrawal returned",
+    "REFUND": "Refund",
+    "CHARGEBACK": "Chargeback",
+    "TRANSFER": "Transfer between accounts",
+    "CONVERSION": "Currency conversion",
+    "TRADE": "Trading profit or loss",
+    "TRADE_CORRECTION": "Trade correction",
+    "TRADE_SLIPPAGE_PROTECTION": "Slippage protection",
+    "CORPORATE_ACTION": "Corporate action",
+    "BONUS": "Bonus",
+    "REBATE": "Rebate",
+    "WRITE_OFF_OR_CREDIT": "Write-off or credit",
+    "TRADE_COMMISSION": "Trading commission",
+    "TRADE_COMMISSION_GSL": "Guaranteed stop premium",
+    "FX_COMMISSION": "Currency conversion fee",
+    "SWAP": "Overnight financing",
+    "INACTIVITY_FEE": "Inactivity fee",
+    "ADJUSTMENT": "Adjustment",
+    "VOID": "Void",
+    "NEGATIVE_BALANCE_PROTECTION": "Negative balance protection",
+    "COMPLAINT_SETTLEMENT": "Complaint settlement",
+    "RESERVE": "Funds reserved",
+    "UNRESERVE": "Funds released",
+    "CREDIT_FACILITY": "Credit facility",
+}
+
+
+def type_name(transaction_type: str) -> str:
+    """The human name of a transaction type; an undocumented one is spelled out from its code."""
+    known = TYPE_NAMES.get(transaction_type)
+    if known is not None:
+        return known
+    words = transaction_type.replace("_", " ").strip().lower()
+    return f"{words[:1].upper()}{words[1:]} (undocumented type)" if words else "(no type)"
+
+
 _CODE = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
 
 

@@ -37,7 +37,10 @@ def build_statement(inputs: StatementInputs) -> Statement:
         opening = inputs.balance_before
         lines, closing = _running_lines(inputs.entries, opening)
         movement = closing - opening
-        by_type = _totals(inputs.entries, lambda e: e.transaction_type, lambda key: key)
+        type_names = inputs.transaction_type_names
+        by_type = _totals(
+            inputs.entries, lambda e: e.transaction_type, lambda k: type_names.get(k, k)
+        )
         names = inputs.ledger_account_names
         by_account = _totals(inputs.entries, lambda e: e.ledger_account, lambda k: names.get(k, k))
         reconciliation = reconcile(inputs, closing)

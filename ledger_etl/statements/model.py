@@ -139,6 +139,7 @@ class StatementInputs:
     observation: BalanceObservation | None
     observation_window: ObservationWindow | None
     ledger_account_names: Mapping[str, str] = field(default_factory=dict)
+    transaction_type_names: Mapping[str, str] = field(default_factory=dict)
     # The closing of the previous month's published FINAL statement, if there is one.
     previous_final_closing: Decimal | None = None
     month_closed: bool = True  # False for the current month (published only as PROVISIONAL)

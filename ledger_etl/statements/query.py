@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, select
 from ledger_etl.capital.history import HISTORY_ENDPOINT_NAMES
 from ledger_etl.capital.models import Transaction, parse_transaction
 from ledger_etl.ledger import schema as s
-from ledger_etl.ledger.chart import ChartOfAccounts, load_chart
+from ledger_etl.ledger.chart import ChartOfAccounts, load_chart, type_name
 from ledger_etl.ledger.coverage import SETTLE, stored_gaps
 from ledger_etl.ledger.normalize import CURRENCY_MISMATCH
 from ledger_etl.statements.model import (
@@ -95,6 +95,7 @@ def read_statement_inputs(
         observation=observation,
         observation_window=window,
         ledger_account_names=dict(chart.accounts),
+        transaction_type_names={e.transaction_type: type_name(e.transaction_type) for e in entries},
         **inputs,
     )
 

@@ -167,3 +167,19 @@ def test_statement_cli_writes_every_account_and_refuses_traversal(
         with pytest.raises(UnsafeNameError):
             publish_statement(ledger_engine, account, month, out_dir)
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(account_ids(shared_sim))
+
+
+def test_totals_by_type_carry_human_names(shared_sim: SimulatorServer, tmp_path: Path) -> None:
+    """`totals_by_type[].name` is what a person calls the type, never the code again."""
+    from ledger_etl.ledger.chart import TYPE_NAMES
+    from ledger_etl.ledger.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    account = account_ids(shared_sim)[0]
+    sync(shared_sim, engine, datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 11, tzinfo=UTC),
+         [account])  # fmt: skip
+    statement = build_statement(read_statement_inputs(engine, account, parse_month("2025-03")))
+    totals = {t.key: t.name for t in statement.totals_by_type}
+    assert len(totals) >= 3, totals
+    assert totals == {key: TYPE_NAMES[key] for key in totals}
+    assert all(name != key for key, name in totals.items())
