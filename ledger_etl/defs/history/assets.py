@@ -197,7 +197,7 @@ def ledger_entries(
     backfill_policy=BACKFILL,
     deps=[ledger_entries],
     group_name="statements",
-    kinds={"csv", "json", "parquet"},
+    kinds={"csv", "json", "parquet", "xlsx", "pdf"},
 )
 def monthly_statement(
     context: dg.AssetExecutionContext, ledger: LedgerResource
