@@ -165,7 +165,10 @@ def index_differences(index: dict[str, Any], derived: dict[str, Any]) -> list[st
             problems.append(f"{VERSIONS_FILE} does not list {entry['folder']}")
             continue
         problems += [
-            f"{VERSIONS_FILE} says {entry['folder']} {key} {stated.get(key)!r:.70}, "
+            f"{MANIFEST_FILE} of {entry['folder']} has sha256 {entry[key]!r:.70}, "
+            f"{VERSIONS_FILE} recorded {stated.get(key)!r:.70}"
+            if key == "manifest_sha256"
+            else f"{VERSIONS_FILE} says {entry['folder']} {key} {stated.get(key)!r:.70}, "
             f"the folder says {entry[key]!r:.70}"
             for key in INDEX_FIELDS
             if stated.get(key) != entry[key]
