@@ -432,7 +432,7 @@ def demo(months: int) -> None:
         )
     click.echo(
         f"{len(rows)} statement(s) in {time.perf_counter() - started:.0f}s; open the runs "
-        "with `make dev` (dagster dev)"
+        "in the Dagster UI with `make dev`"
     )
     if not all(r.run_ok for r in rows):
         sys.exit(EXIT_INCOMPLETE)

@@ -97,20 +97,20 @@ def transactions_table(pdf: StatementPdf, s: Statement) -> tuple[Decimal, str]:
     names = {t.key: t.name for t in s.totals_by_ledger_account}
     _table_head(pdf, s.currency)
     total = Decimal(0)
-    last = format(s.opening_balance, "f")
+    last = money(s.opening_balance) or ""
     for line in s.lines:
         e = line.entry
         note = pdf.say(e.note) if e.note else None
         if pdf.will_page_break(ROW * (2 if note else 1)):
             pdf.add_page()
             _table_head(pdf, s.currency)
-        last = format(line.running_balance, "f")
+        last = money(line.running_balance) or ""
         cells = (
             f"{e.posted_at:%Y-%m-%d %H:%M:%S}",
             e.reference,
             e.transaction_type,
             e.instrument or "",
-            format(e.amount, "f"),
+            money(e.amount) or "",  # widened to cents, never rounded
             last,
             f"{e.ledger_account} {names.get(e.ledger_account, '')}",
         )
