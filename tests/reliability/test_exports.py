@@ -210,6 +210,7 @@ def test_permissions_under_a_permissive_umask(
     Measure(case, backend).done(rows_compared=compared, files=sum(1 for _ in out.rglob("*")))
 
 
+@pytest.mark.slow  # several CLI processes; runs in CI and with RUN_SLOW=1
 @pytest.mark.parametrize(("case", "backend"), params("export_tamper_detected"))
 def test_tampering_is_detected_by_verify(
     case: str, backend: str, ledger: tuple[Engine, str, int], tmp_path: Path

@@ -392,6 +392,7 @@ def _current_version(out: Path, account: str) -> int:
     return index["current_version"]
 
 
+@pytest.mark.slow  # several CLI processes; runs in CI and with RUN_SLOW=1
 @pytest.mark.parametrize(("case", "backend"), params("sigkill_publish"))
 @pytest.mark.parametrize("heal", ["next publish", "verify --repair"])
 def test_a_publish_killed_before_the_index_write_heals(
@@ -422,6 +423,7 @@ def test_a_publish_killed_before_the_index_write_heals(
     Measure(case, backend).done(kills=1, heal=heal)
 
 
+@pytest.mark.slow  # several CLI processes; runs in CI and with RUN_SLOW=1
 @pytest.mark.parametrize(("case", "backend"), params("index_out_of_space"))
 def test_out_of_space_at_the_index_says_what_was_published(
     case: str, backend: str, published: Published, tmp_path: Path
