@@ -144,7 +144,8 @@ class PublishedStatements:
     def open(self, account_id: str, month: str, name: str, number: int | None = None) -> BinaryIO:
         """A published file, for reading: only names its manifest lists, never a symlink."""
         found = self.version(account_id, month, number)
-        listed = self.manifest(account_id, month, found.version)["files"]
+        with self._open_in(found, MANIFEST_FILE) as handle:
+            listed = json.load(handle)["files"]
         if name not in listed:
             raise NotPublishedError(
                 f"{account_id} {month} v{found.version} has no file {name!r:.80}"
