@@ -66,6 +66,14 @@ if [ "${CI:-}" != "true" ] && [ "${RUN_SLOW:-0}" != "1" ]; then
     echo "run-tests: skipping tests marked slow (they run in CI; RUN_SLOW=1 runs them here)" >&2
 fi
 
+# One pytest worker per core (pytest-xdist): every test has its own database file or PostgreSQL
+# schema, simulator port and directories, so they run side by side. LEDGER_TEST_WORKERS=1 runs
+# them in one process, e.g. to debug.
+workers=${LEDGER_TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}
+if [ "$workers" -gt 1 ]; then
+    args=(-n "$workers" "${args[@]}")
+fi
+
 "$BIN/python" -m pytest "${args[@]}"
 status=$?
 if [ "$status" -eq 5 ]; then
