@@ -381,7 +381,7 @@ def test_search_markets(md: MarketData) -> None:
     assert epics(md.search_markets("silver", None, WEDNESDAY)) == ["SILVER"]
     assert epics(md.search_markets("GaS", None, WEDNESDAY)) == ["NATURALGAS"]
     assert epics(md.search_markets("usd", None, WEDNESDAY)) == [
-        "EURUSD", "GBPUSD", "USDJPY", "BTCUSD",
+            "EURUSD", "GBPUSD", "USDJPY", "USDCHF", "BTCUSD",
     ]  # fmt: skip
     assert md.search_markets("zzz", None, WEDNESDAY) == {"markets": []}
     by_epic = md.search_markets(None, "SILVER, NATURALGAS", WEDNESDAY)
