@@ -60,6 +60,8 @@ def _admit(sim: Simulator) -> None:
     an excess request is refused and does not count."""
     now, times = sim.clock.timestamp(), sim.world.book.created_at
     cap = sim.config.orders_per_hour if sim.config.world.demo else None
+    while times and times[-1] >= now:  # the operator set the clock back: forget its future
+        times.pop()
     while times and now - times[0] >= HOUR:
         times.popleft()
     if times and now - times[-1] < sim.config.order_spacing_seconds:

@@ -231,3 +231,19 @@ def confirm(
     out["dealReference"] = reference
     sim.world.book.confirms[reference] = {"account": account, "body": out}
     return out
+
+
+def vanish(sim: Simulator, account: int, deal_id: str, at: datetime) -> str | None:
+    """Take an open deal out of the world without a trace; "position", "order" or None."""
+    book = sim.world.book
+    with book.lock:
+        for p in sim.world.open_positions(account, at):
+            if p.deal_id == deal_id:
+                own_position(sim, p, at).closed = at
+                return "position"
+        for o in sim.world.open_orders(account, at):
+            if o.deal_id == deal_id:
+                order = own_order(sim, o, at)
+                order.ended, order.outcome = at, "VANISHED"
+                return "order"
+    return None
