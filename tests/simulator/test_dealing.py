@@ -60,10 +60,12 @@ def _profit_band(d: Dealer) -> tuple[Decimal, Decimal]:
 
 P, W = "/positions", "/workingorders"
 CASES: dict[str, Case] = {
-    "missing epic": lambda d: ("POST", P, {"direction": "BUY", "size": 1}, 400, "error.invalid.epic"),
+    "missing epic": lambda d: (
+        "POST", P, {"direction": "BUY", "size": 1}, 400, "error.invalid.epic"),
     "unknown epic": lambda d: ("POST", P, _gold(epic="NOPE"), 400, "error.invalid.epic"),
     "bad direction": lambda d: ("POST", P, _gold(direction="UP"), 400, "error.invalid.direction"),
-    "missing size": lambda d: ("POST", P, {"epic": "GOLD", "direction": "BUY"}, 400, "error.invalid.size"),
+    "missing size": lambda d: (
+        "POST", P, {"epic": "GOLD", "direction": "BUY"}, 400, "error.invalid.size"),
     "negative size": lambda d: ("POST", P, _gold(size=-1), 400, "error.invalid.size"),
     "size as a string": lambda d: ("POST", P, _gold(size="1"), 400, "error.invalid.size"),
     "size off the increment": lambda d: ("POST", P, _gold(size=1.15), 400, "error.invalid.size"),
@@ -109,7 +111,8 @@ CASES: dict[str, Case] = {
     "trailing stop where the market has none": lambda d: (
         "POST", P, {"epic": "SILVER", "direction": "BUY", "size": 1, "trailingStop": True,
                     "stopDistance": 1}, 400, "error.invalid.trailingStop"),
-    "margin above the funds": lambda d: ("POST", P, _gold(size=5000), 400, "error.validation.margin"),
+    "margin above the funds": lambda d: (
+        "POST", P, _gold(size=5000), 400, "error.validation.margin"),
     "body not JSON": lambda d: ("POST", P, b"{nope", 400, "error.malformed.body"),
     "order without type": lambda d: (
         "POST", W, _gold(level=2000), 400, "error.invalid.type"),
@@ -137,7 +140,8 @@ CASES: dict[str, Case] = {
     "amend unknown order": lambda d: (
         "PUT", f"{W}/nope", {"level": 1000}, 404, "error.not-found.dealId"),
     "cancel unknown order": lambda d: ("DELETE", f"{W}/nope", None, 404, "error.not-found.dealId"),
-    "unknown confirm": lambda d: ("GET", "/confirms/o_nope", None, 404, "error.not-found.dealReference"),
+    "unknown confirm": lambda d: (
+        "GET", "/confirms/o_nope", None, 404, "error.not-found.dealReference"),
 }  # fmt: skip
 
 
@@ -168,7 +172,7 @@ def test_size_is_not_amendable(dealer: Dealer) -> None:
             "/workingorders",
             {"epic": "AAPL", "direction": "BUY", "size": 1, "level": 1, "type": "LIMIT"},
             "MARKET_CLOSED",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_rejected_deal_has_a_reference_a_reason_and_an_activity_row(
