@@ -138,7 +138,11 @@ def reduce(
         actions=[{"actionType": action, "affectedDealId": p.deal_id}],
     )  # fmt: skip
     book.add_trade(at, p, pnl)
-    return {"dealId": p.deal_id, "status": "FULLY_CLOSED" if full else "PARTIALLY_CLOSED"}, pnl
+    deal = {"dealId": p.deal_id, "status": "FULLY_CLOSED" if full else "PARTIALLY_CLOSED"}
+    currency = sim.world.accounts[p.account].currency
+    status = "CLOSED" if full else "PARTIALLY_CLOSED"
+    _position_confirm(sim, p, at, status, deal, price, size, profit=pnl, profitCurrency=currency)
+    return deal, pnl
 
 
 def execute(
@@ -178,8 +182,25 @@ def execute(
             stopLevel=life.stop_level, profitLevel=life.profit_level,
             actions=[{"actionType": "POSITION_OPENED", "affectedDealId": deal_id}],
         )  # fmt: skip
-        affected.append({"dealId": deal_id, "status": "OPENED"})
+        opened = {"dealId": deal_id, "status": "OPENED"}
+        _position_confirm(sim, life, at, "OPEN", opened, price, remaining)
+        affected.append(opened)
     return affected, profit
+
+
+def _position_confirm(
+    sim: Simulator, p: PositionLife, at: datetime, status: str, deal: dict[str, str],
+    level: Decimal, size: Decimal, **extra: Any,
+) -> None:  # fmt: skip
+    """What `GET /confirms/p_<dealId>` answers after an operation on the position."""
+    stops = {"stopLevel": p.stop_level, "profitLevel": p.profit_level}
+    confirm(
+        sim, p.account, f"p_{p.deal_id}", at, status=status, reason="SUCCESS",
+        dealStatus="ACCEPTED", epic=p.epic, dealId=p.deal_id, affectedDeals=[deal], level=level,
+        size=size, direction=p.direction, guaranteedStop=p.guaranteed_stop,
+        trailingStop=p.trailing_stop, **{k: v for k, v in stops.items() if v is not None},
+        **extra,
+    )  # fmt: skip
 
 
 def deal_status(affected: list[dict[str, str]]) -> str:

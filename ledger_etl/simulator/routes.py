@@ -124,6 +124,7 @@ def post_session(sim: Simulator, request: Request) -> Reply:
     ):
         raise ApiError(401, "error.invalid.details")
     preferred = next(a for a in sim.world.accounts if a.preferred)
+    settle(sim)  # the balance below includes orders filled since the last request
     request.session = sim.sessions.create(sim.world.client_id, preferred.account_id)
     accounts = [_account_item(sim, a.index, with_status=False) for a in sim.world.accounts]
     return _reply(

@@ -109,6 +109,10 @@ def test_netting_reduces_the_oldest_position_first(dealer: Dealer) -> None:
     assert dealer.balance() == balance + expected_a + expected_b
     positions = dealer.positions()
     assert a not in positions and _d(positions[b]["size"]) == unit * 3
+    # A position's own reference confirms its latest operation.
+    assert dealer.get(f"/confirms/p_{a}").json()["status"] == "CLOSED"
+    latest = dealer.get(f"/confirms/{positions[b]['dealReference']}").json()
+    assert (latest["status"], _d(latest["size"])) == ("PARTIALLY_CLOSED", unit * 2)
     flip = dealer.confirm(
         dealer.send(
             "POST", "/positions", {"epic": epic, "direction": "SELL", "size": float(unit * 5)}
