@@ -344,3 +344,36 @@ def test_a_deal_removed_behind_the_clients_back_leaves_no_trace(dealer: Dealer) 
     rows = activity(dealer, TEST_NOW, dealer.server.simulator.clock.now())
     assert [r for r in rows if r["dealId"] == deal] == []
     assert dealer.balance() == _truth_balance(dealer)
+
+
+def test_a_filled_order_nets_against_the_opposite_position(dealer: Dealer) -> None:
+    """Netting applies to fills too: a SELL STOP below the price closes the BUY it protects."""
+    epic, unit = _free_epic(dealer)
+    bought = dealer.confirm(
+        dealer.send("POST", "/positions", {"epic": epic, "direction": "BUY", "size": float(unit)})
+    )
+    position = bought["affectedDeals"][0]["dealId"]
+    series = dealer.server.simulator.market.series(epic)
+    start = epoch_second(dealer.server.simulator.clock.now())
+    bids = [
+        series.to_decimal(series.bid_ticks(series.raw_mid_ticks(s)))
+        for s in range(start + 1, start + 6 * 3600)
+        if series.hours.is_open(s)
+    ]
+    bid, _ = dealer.quote(epic)
+    tick = _d(dealer.market(epic)["dealingRules"]["minStepDistance"]["value"])
+    level = (min(bids) + (bid - min(bids)) / 4).quantize(tick)
+    assert level < bid
+    order = dealer.confirm(
+        dealer.send("POST", "/workingorders", {"epic": epic, "direction": "SELL",
+                    "size": float(unit), "level": float(level), "type": "STOP"})
+    )["dealId"]  # fmt: skip
+    dealer.server.simulator.clock.advance(6 * 3600)
+    assert order not in dealer.orders() and position not in dealer.positions()
+    assert not [p for p in dealer.positions().values() if p["workingOrderId"] == order]
+    rows = activity(dealer, TEST_NOW, dealer.server.simulator.clock.now())
+    closed = [r for r in rows if r["dealId"] == position and r["details"].get("actions")
+              and r["details"]["actions"][0]["actionType"] == "POSITION_CLOSED"]  # fmt: skip
+    assert len(closed) == 1 and closed[0]["source"] == "SYSTEM"
+    assert dealer.balance() == _truth_balance(dealer)
+    _views_agree(dealer)
