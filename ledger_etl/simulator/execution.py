@@ -120,6 +120,24 @@ def realised(
     return money(raw * sim.world.fx_at(inst.currency, account_ccy, at))
 
 
+def unrealised(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
+    """(closing price - open level) x size x lot size, negated for SELL, in the account's
+    currency at the FX mid of `now`; the closing price is the bid for BUY, the offer for SELL."""
+    inst, sign = instrument(p.epic), 1 if p.direction == "BUY" else -1
+    move = closing_price(sim, p.epic, p.direction, now) - p.level
+    rate = sim.world.fx_at(inst.currency, sim.world.accounts[p.account].currency, now)
+    return move * p.size_at(now) * inst.lot_size * sign * rate
+
+
+def position_margin(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
+    """Notional at the mid x marginFactor / 100, in the account's currency."""
+    inst = instrument(p.epic)
+    notional = p.size_at(now) * inst.lot_size * sim.market.mid(p.epic, now)
+    account_ccy = sim.world.accounts[p.account].currency
+    rate = sim.world.fx_at(inst.currency, account_ccy, now)
+    return notional * rate * inst.margin_factor / 100
+
+
 def reduce(
     sim: Simulator, p: PositionLife, size: Decimal, price: Decimal, at: datetime, source: str
 ) -> tuple[dict[str, str], Decimal]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ledger_etl.simulator import catalog, dealing
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
-from ledger_etl.simulator.execution import settle
+from ledger_etl.simulator.execution import position_margin, settle, unrealised
 from ledger_etl.simulator.history import (
     matches,
     parse_query,
@@ -91,7 +91,7 @@ def _balance_block(sim: Simulator, index: int) -> dict[str, float]:
     now = _now(sim)
     balance = sim.world.balance_at(index, now)
     positions = sim.world.open_positions(index, now)
-    upl = sum((_upl(sim, p, now) for p in positions), Decimal(0))
+    upl = sum((unrealised(sim, p, now) for p in positions), Decimal(0))
     margin = sum((position_margin(sim, p, now) for p in positions), Decimal(0))
     return {
         "balance": float(balance),
@@ -277,30 +277,6 @@ def get_activity(sim: Simulator, request: Request) -> Reply:
 
 
 # -- positions, orders, confirms ----------------------------------------------------------------
-def _ccy(epic: str) -> str:
-    return catalog.instrument(epic).currency
-
-
-def _upl(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
-    """(closing price - open level) x size x lot size, negated for SELL, in the account's
-    currency at the FX mid of `now`; the closing price is the bid for BUY, the offer for SELL."""
-    sign = 1 if p.direction == "BUY" else -1
-    bid, ask = sim.market.bid_ask(p.epic, now)
-    move = (bid if p.direction == "BUY" else ask) - p.level
-    account_ccy = sim.world.accounts[p.account].currency
-    lot = catalog.instrument(p.epic).lot_size
-    return move * p.size_at(now) * lot * sign * sim.world.fx_at(_ccy(p.epic), account_ccy, now)
-
-
-def position_margin(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
-    """Notional at the mid x marginFactor / 100, in the account's currency."""
-    inst = catalog.instrument(p.epic)
-    notional = p.size_at(now) * inst.lot_size * sim.market.mid(p.epic, now)
-    account_ccy = sim.world.accounts[p.account].currency
-    rate = sim.world.fx_at(inst.currency, account_ccy, now)
-    return notional * rate * inst.margin_factor / 100
-
-
 def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, Any]:
     offset = _offset(sim)
     position: dict[str, Any] = {
@@ -312,7 +288,7 @@ def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, 
         "workingOrderId": p.working_order_id or p.deal_id,
         "size": float(p.size_at(now)),
         "leverage": _leverage(p.epic),
-        "upl": float(_upl(sim, p, now).quantize(Decimal("0.01"))),
+        "upl": float(unrealised(sim, p, now).quantize(Decimal("0.01"))),
         "direction": p.direction,
         "level": float(p.level),
         "currency": sim.world.accounts[p.account].currency,
