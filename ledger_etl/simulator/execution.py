@@ -7,28 +7,27 @@ and the confirm of the request that caused it.
 Execution prices: a BUY opens at the offer and a SELL at the bid; a close deals the other side
 (a BUY position closes at the bid). Working orders fill at the quote of the first second the
 price path crosses their level while the market is open (LIMIT: the offer at or below a BUY
-level, the bid at or above a SELL level; STOP the other way round), scanned every
-`SCAN_SECONDS` and pinned to the second; a crossing shorter than the scan step can be missed.
+level, the bid at or above a SELL level; STOP the other way round), found by the scan in
+simulator.fills.
 In netting mode (hedgingMode false, the default) a deal first reduces the account's opposite
 positions in the same market, oldest first, and only the rest opens a new position.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ledger_etl.simulator.book import FOREVER, Held
 from ledger_etl.simulator.catalog import instrument
 from ledger_etl.simulator.events import OrderLife, PositionLife, money
+from ledger_etl.simulator.fills import Pending, first_crossings
 from ledger_etl.simulator.prices import epoch_second
 from ledger_etl.simulator.wire import format_row_datetime
 
 if TYPE_CHECKING:
     from ledger_etl.simulator.app import Simulator
-
-SCAN_SECONDS = 10
 
 
 def hedging(sim: Simulator) -> bool:
@@ -42,49 +41,28 @@ def settle(sim: Simulator) -> None:
         last, book.settled = book.settled, max(now, book.settled or now)
         if last is None or now <= last:
             return
-        events: list[tuple[datetime, int, str, OrderLife]] = []
+        windows: list[Pending] = []
         for held in book.orders.values():
             order = held.life
-            if order.ended != FOREVER:
-                continue
-            start = max(last, held.since)
-            end = min(now, order.good_till or FOREVER)
-            filled = _trigger(sim, order, start, end)
-            if filled is not None:
-                events.append((filled, 0, order.deal_id, order))
-            elif order.good_till is not None and start < order.good_till <= now:
+            if order.ended == FOREVER:
+                end = min(now, order.good_till or FOREVER)
+                start = max(last, held.since)
+                windows.append(Pending(order, epoch_second(start) + 1, epoch_second(end)))
+        series = {w.order.epic: sim.market.series(w.order.epic) for w in windows}
+        filled = first_crossings(series, windows)
+        events: list[tuple[datetime, int, str, OrderLife]] = []
+        for w in windows:
+            order = w.order
+            if order.deal_id in filled:
+                at = datetime.fromtimestamp(filled[order.deal_id], UTC)
+                events.append((at, 0, order.deal_id, order))
+            elif order.good_till is not None and last < order.good_till <= now:
                 events.append((order.good_till, 1, order.deal_id, order))
         for at, kind, _, order in sorted(events, key=lambda e: e[:3]):
             if kind == 0:
                 fill(sim, order, at)
             else:
                 end_order(sim, order, at, "EXPIRED", "SYSTEM")
-
-
-def _trigger(sim: Simulator, order: OrderLife, start: datetime, end: datetime) -> datetime | None:
-    """The first whole second in (start, end] at which the order's level is crossed."""
-    series = sim.market.series(order.epic)
-    level = order.level * series.scale  # in ticks, exact
-
-    def crossed(second: int) -> bool:
-        if not series.hours.is_open(second):
-            return False
-        mid = series.raw_mid_ticks(second)
-        if order.direction == "BUY":
-            ask = series.ask_ticks(mid)
-            return ask <= level if order.order_type == "LIMIT" else ask >= level
-        bid = series.bid_ticks(mid)
-        return bid >= level if order.order_type == "LIMIT" else bid <= level
-
-    first, last = epoch_second(start) + 1, epoch_second(end)
-    low = first
-    while low <= last:
-        high = min(low + SCAN_SECONDS - 1, last)
-        if crossed(high):
-            second = next(s for s in range(low, high + 1) if crossed(s))
-            return datetime.fromtimestamp(second, start.tzinfo)
-        low = high + 1
-    return None
 
 
 # -- positions ----------------------------------------------------------------------------------

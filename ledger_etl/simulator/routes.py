@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -277,7 +278,22 @@ def get_activity(sim: Simulator, request: Request) -> Reply:
 
 
 # -- positions, orders, confirms ----------------------------------------------------------------
-def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, Any]:
+def _market_items(sim: Simulator, now: datetime) -> Callable[[str], dict[str, Any]]:
+    """The `market` block of one answer, computed once per epic (a snapshot's day range costs
+    far more than the rest of an item)."""
+    offset, cache = _offset(sim), dict[str, dict[str, Any]]()
+
+    def item(epic: str) -> dict[str, Any]:
+        if epic not in cache:
+            cache[epic] = sim.market.market_item(epic, now, offset_hours=offset)
+        return dict(cache[epic])
+
+    return item
+
+
+def _position_item(
+    sim: Simulator, p: PositionLife, now: datetime, market: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
     offset = _offset(sim)
     position: dict[str, Any] = {
         "contractSize": 1,
@@ -300,19 +316,21 @@ def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, 
         position["trailingStop"] = p.trailing_stop
     if profit is not None:
         position["profitLevel"] = float(profit)
-    return {
-        "position": position,
-        "market": sim.market.market_item(p.epic, now, offset_hours=_offset(sim)),
-    }
+    return {"position": position, "market": market(p.epic)}
 
 
 def get_positions(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
     index = _account_index(sim, request)
+    market = _market_items(sim, now)
     return _reply(
         200,
-        {"positions": [_position_item(sim, p, now) for p in sim.world.open_positions(index, now)]},
+        {
+            "positions": [
+                _position_item(sim, p, now, market) for p in sim.world.open_positions(index, now)
+            ]
+        },
     )
 
 
@@ -322,11 +340,13 @@ def get_position(sim: Simulator, request: Request) -> Reply:
     deal_id = request.params["_path_dealId"]
     for p in sim.world.open_positions(_account_index(sim, request), now):
         if p.deal_id == deal_id:
-            return _reply(200, _position_item(sim, p, now))
+            return _reply(200, _position_item(sim, p, now, _market_items(sim, now)))
     raise ApiError(404, "error.not-found.dealId")
 
 
-def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
+def _order_item(
+    sim: Simulator, o: OrderLife, now: datetime, market: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
     offset = _offset(sim)
     data: dict[str, Any] = {
         "dealId": o.deal_id,
@@ -355,19 +375,21 @@ def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
     data.update(
         {"trailingStop": o.trailing_stop, "currencyCode": sim.world.accounts[o.account].currency}
     )
-    return {
-        "workingOrderData": data,
-        "marketData": sim.market.market_item(o.epic, now, offset_hours=_offset(sim)),
-    }
+    return {"workingOrderData": data, "marketData": market(o.epic)}
 
 
 def get_working_orders(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
     index = _account_index(sim, request)
+    market = _market_items(sim, now)
     return _reply(
         200,
-        {"workingOrders": [_order_item(sim, o, now) for o in sim.world.open_orders(index, now)]},
+        {
+            "workingOrders": [
+                _order_item(sim, o, now, market) for o in sim.world.open_orders(index, now)
+            ]
+        },
     )
 
 
