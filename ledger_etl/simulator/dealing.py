@@ -179,7 +179,7 @@ def put_position(sim: Simulator, request: Request) -> Reply:
             current=before,
         )  # fmt: skip
         life = own_position(sim, current, now)
-        life.stop_level, life.profit_level = guard.stop_level, guard.profit_level
+        life.amend(now, guard.stop_level, guard.profit_level)
         life.guaranteed_stop, life.trailing_stop = guard.guaranteed_stop, guard.trailing_stop
         sim.world.book.add_activity(
             now, life, "USER", "EDIT_STOP_AND_LIMIT", "MODIFIED", size=life.size_at(now),
