@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ledger_etl.simulator import catalog
+from ledger_etl.simulator import catalog, dealing
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
+from ledger_etl.simulator.execution import account_funds, settle, unrealised
 from ledger_etl.simulator.history import (
     matches,
     parse_query,
@@ -35,6 +37,9 @@ def _auth(sim: Simulator, request: Request) -> None:
     request.session = sim.sessions.authenticate(
         request.headers.get("cst"), request.headers.get("x-security-token")
     )
+    # Working orders of the deal book fill or expire as the clock passes; bring them up to now
+    # before anything is read, so every view sees the same instant.
+    settle(sim)
 
 
 def _api_key(sim: Simulator, request: Request) -> None:
@@ -84,19 +89,7 @@ def get_encryption_key(sim: Simulator, request: Request) -> Reply:
 
 
 def _balance_block(sim: Simulator, index: int) -> dict[str, float]:
-    now = _now(sim)
-    balance = sim.world.balance_at(index, now)
-    upl = sum((_upl(sim, p, now) for p in sim.world.open_positions(index, now)), Decimal(0))
-    margin = sum(
-        (
-            p.size_at(now)
-            * p.level
-            * sim.world.fx(_ccy(p.epic), sim.world.accounts[index].currency)
-            / 20
-            for p in sim.world.open_positions(index, now)
-        ),
-        Decimal(0),
-    )
+    balance, upl, margin = account_funds(sim, index, _now(sim))
     return {
         "balance": float(balance),
         "deposit": float(balance),
@@ -128,6 +121,7 @@ def post_session(sim: Simulator, request: Request) -> Reply:
     ):
         raise ApiError(401, "error.invalid.details")
     preferred = next(a for a in sim.world.accounts if a.preferred)
+    settle(sim)  # the balance below includes orders filled since the last request
     request.session = sim.sessions.create(sim.world.client_id, preferred.account_id)
     accounts = [_account_item(sim, a.index, with_status=False) for a in sim.world.accounts]
     return _reply(
@@ -251,7 +245,7 @@ def _history(sim: Simulator, request: Request, endpoint: str) -> Reply:
     )
     index = _account_index(sim, request)
     kind = "transaction" if endpoint == "transactions" else "activity"
-    end = min(query.end, now)
+    end = min(query.end, now + timedelta(microseconds=1))  # a row stamped `now` is visible
     offset = _offset(sim)
     rows = []
     for row in sim.world.rows_between(index, kind, query.start, end):
@@ -280,18 +274,22 @@ def get_activity(sim: Simulator, request: Request) -> Reply:
 
 
 # -- positions, orders, confirms ----------------------------------------------------------------
-def _ccy(epic: str) -> str:
-    return catalog.instrument(epic).currency
+def _market_items(sim: Simulator, now: datetime) -> Callable[[str], dict[str, Any]]:
+    """The `market` block of one answer, computed once per epic (a snapshot's day range costs
+    far more than the rest of an item)."""
+    offset, cache = _offset(sim), dict[str, dict[str, Any]]()
+
+    def item(epic: str) -> dict[str, Any]:
+        if epic not in cache:
+            cache[epic] = sim.market.market_item(epic, now, offset_hours=offset)
+        return dict(cache[epic])
+
+    return item
 
 
-def _upl(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
-    sign = 1 if p.direction == "BUY" else -1
-    move = sim.market.mid(p.epic, now) - p.level
-    account_ccy = sim.world.accounts[p.account].currency
-    return move * p.size_at(now) * sign * sim.world.fx(_ccy(p.epic), account_ccy)
-
-
-def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, Any]:
+def _position_item(
+    sim: Simulator, p: PositionLife, now: datetime, market: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
     offset = _offset(sim)
     position: dict[str, Any] = {
         "contractSize": 1,
@@ -301,30 +299,34 @@ def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, 
         "dealReference": p.deal_reference,
         "workingOrderId": p.working_order_id or p.deal_id,
         "size": float(p.size_at(now)),
-        "leverage": 20,
-        "upl": float(_upl(sim, p, now).quantize(Decimal("0.01"))),
+        "leverage": _leverage(p.epic),
+        "upl": float(unrealised(sim, p, now).quantize(Decimal("0.01"))),
         "direction": p.direction,
         "level": float(p.level),
         "currency": sim.world.accounts[p.account].currency,
         "guaranteedStop": p.guaranteed_stop,
     }
-    if p.stop_level is not None:
-        position["stopLevel"] = float(p.stop_level)
-    if p.profit_level is not None:
-        position["profitLevel"] = float(p.profit_level)
-    return {
-        "position": position,
-        "market": sim.market.market_item(p.epic, now, offset_hours=_offset(sim)),
-    }
+    stop, profit = p.stops_at(now)
+    if stop is not None:
+        position["stopLevel"] = float(stop)
+        position["trailingStop"] = p.trailing_stop
+    if profit is not None:
+        position["profitLevel"] = float(profit)
+    return {"position": position, "market": market(p.epic)}
 
 
 def get_positions(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
     index = _account_index(sim, request)
+    market = _market_items(sim, now)
     return _reply(
         200,
-        {"positions": [_position_item(sim, p, now) for p in sim.world.open_positions(index, now)]},
+        {
+            "positions": [
+                _position_item(sim, p, now, market) for p in sim.world.open_positions(index, now)
+            ]
+        },
     )
 
 
@@ -334,18 +336,20 @@ def get_position(sim: Simulator, request: Request) -> Reply:
     deal_id = request.params["_path_dealId"]
     for p in sim.world.open_positions(_account_index(sim, request), now):
         if p.deal_id == deal_id:
-            return _reply(200, _position_item(sim, p, now))
+            return _reply(200, _position_item(sim, p, now, _market_items(sim, now)))
     raise ApiError(404, "error.not-found.dealId")
 
 
-def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
+def _order_item(
+    sim: Simulator, o: OrderLife, now: datetime, market: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
     offset = _offset(sim)
     data: dict[str, Any] = {
         "dealId": o.deal_id,
         "direction": o.direction,
         "epic": o.epic,
         "orderSize": float(o.size),
-        "leverage": 20,
+        "leverage": _leverage(o.epic),
         "orderLevel": float(o.level),
         "timeInForce": "GOOD_TILL_DATE" if o.good_till else "GOOD_TILL_CANCELLED",
     }
@@ -356,7 +360,7 @@ def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
         {
             "createdDate": format_local_datetime(o.created, offset),
             "createdDateUTC": format_row_datetime(o.created),
-            "guaranteedStop": False,
+            "guaranteedStop": o.guaranteed_stop,
             "orderType": o.order_type,
         }
     )
@@ -364,28 +368,38 @@ def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
         data["stopDistance"] = float(o.stop_distance)
     if o.profit_distance is not None:
         data["profitDistance"] = float(o.profit_distance)
-    data.update({"trailingStop": False, "currencyCode": sim.world.accounts[o.account].currency})
-    return {
-        "workingOrderData": data,
-        "marketData": sim.market.market_item(o.epic, now, offset_hours=_offset(sim)),
-    }
+    data.update(
+        {"trailingStop": o.trailing_stop, "currencyCode": sim.world.accounts[o.account].currency}
+    )
+    return {"workingOrderData": data, "marketData": market(o.epic)}
 
 
 def get_working_orders(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
     index = _account_index(sim, request)
+    market = _market_items(sim, now)
     return _reply(
         200,
-        {"workingOrders": [_order_item(sim, o, now) for o in sim.world.open_orders(index, now)]},
+        {
+            "workingOrders": [
+                _order_item(sim, o, now, market) for o in sim.world.open_orders(index, now)
+            ]
+        },
     )
 
 
 def get_confirm(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
-    deal = sim.world.find_deal(request.params["_path_dealReference"])
     index = _account_index(sim, request)
+    reference = request.params["_path_dealReference"]
+    dealt = sim.world.book.find(reference)
+    if dealt is not None:
+        if dealt["account"] != index:
+            raise ApiError(404, "error.not-found.dealReference")
+        return _reply(200, dealt["body"])
+    deal = sim.world.find_deal(reference)
     if deal is None or deal.account != index:
         raise ApiError(404, "error.not-found.dealReference")
     if isinstance(deal, PositionLife):
@@ -432,6 +446,10 @@ def get_confirm(sim: Simulator, request: Request) -> Reply:
             "trailingStop": False,
         },
     )
+
+
+def _leverage(epic: str) -> int:
+    return int(catalog.instrument(epic).leverage)
 
 
 # -- markets ------------------------------------------------------------------------------------
@@ -536,4 +554,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/clientsentiment/{marketId}"): get_sentiment,
     ("GET", "/watchlists"): get_watchlists,
     ("GET", "/watchlists/{watchlistId}"): get_watchlist,
+    **dealing.ROUTES,
 }
