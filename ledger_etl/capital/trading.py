@@ -108,8 +108,9 @@ def fetch_market_details(client: CapitalClient, epics: Iterable[str]) -> MarketD
 
 def _read_batch(client: CapitalClient, batch: list[str], result: MarketDetailsRead) -> None:
     try:
-        response = client.request("GET", "/markets", params={"epics": ",".join(batch)},
-                                  expect_key="marketDetails")  # fmt: skip
+        response = client.request(
+            "GET", "/markets", params={"epics": ",".join(batch)}, expect_key="marketDetails"
+        )
     except ApiError as error:
         if error.status not in (400, 404):
             raise

@@ -152,8 +152,10 @@ class Confirm(_Payload):
             ("status", self.status, CONFIRM_STATUSES),
             ("direction", self.direction, DIRECTIONS),
         ]
-        checks += [(f"affectedDeals.{i}.status", d.status, AFFECTED_STATUSES)
-                   for i, d in enumerate(self.affected_deals)]  # fmt: skip
+        checks += [
+            (f"affectedDeals.{i}.status", d.status, AFFECTED_STATUSES)
+            for i, d in enumerate(self.affected_deals)
+        ]
         return _unknown(tuple(checks))
 
 
