@@ -4,7 +4,7 @@ Account in USD. GOLD BUY in USD; DE40 SELL in EUR (converted at the EURUSD mid);
 instrument BUY (converted at 1/USDJPY mid, 20 significant digits), without a stop.
 
 GOLD  BUY 2 @ 2300.50, bid 2350.20: notional 2 x 2350.20 = 4700.40; upl (2350.20 - 2300.50) x 2
-      = 99.40; margin 4700.40 x 5 / 100 = 235.02; stop 2280.00: risk (2300.50 - 2280.00) x 2 = 41.00.
+      = 99.40; margin 4700.40 x 5 / 100 = 235.02; stop 2280.00: risk (2300.50 - 2280.00) x 2 = 41.
 DE40  SELL 0.5 @ 18010.0, offer 18001.0 (EUR): notional 9000.50 EUR; upl -(18001.0 - 18010.0) x 0.5
       = 4.50 EUR; margin 450.025 EUR; stop distance 50 -> stop 18060.0: risk 25.0 EUR.
       EURUSD mid (1.08490 + 1.08510) / 2 = 1.08500: 9765.5425, 4.8825, 488.277125, 27.125 USD.
