@@ -185,7 +185,7 @@ def confirm_events(confirm: Confirm, kind: str, pending_id: str) -> list[Event]:
             )
             edit = {k: v for k, v in edit.items() if v is not None}
             events.append(Event(affected.deal_id, kind, "amended", when, "confirm", edit, key))
-    if not events and confirm.deal_id:
+    if not events and not confirm.affected_deals and confirm.deal_id:
         name = "opened" if kind == POSITION else "accepted"
         events.append(Event(confirm.deal_id, kind, name, when, "confirm", base, key))
     return events
