@@ -22,8 +22,6 @@ from typing import Any
 
 from ledger_etl import __version__
 from ledger_etl.errors import InputError
-from ledger_etl.statements.paths import atomic_write, ensure_dir
-from ledger_etl.statements.writers_csv import safe_text
 
 FORMATS = ("json", "csv", "xlsx")
 POSITION_COLUMNS = (
@@ -51,6 +49,13 @@ AMOUNT_COLUMNS = frozenset(
 
 def render_json(report: dict[str, Any]) -> bytes:
     return (json.dumps(report, indent=2, sort_keys=False) + "\n").encode()
+
+
+def safe_text(value: str | None) -> str:
+    """The statements' formula guard (imported when used: the statements package is large)."""
+    from ledger_etl.statements.writers_csv import safe_text as guard
+
+    return guard(value)
 
 
 def _cell(column: str, value: Any) -> str:
@@ -130,6 +135,8 @@ def write_report(report: dict[str, Any], out: Path, fmt: str | None = None) -> d
     fmt = (fmt or out.suffix.lstrip(".") or "json").lower()
     if fmt not in RENDERERS:
         raise InputError(f"unknown exposure format {fmt!r} (choose from {', '.join(FORMATS)})")
+    from ledger_etl.statements.paths import atomic_write, ensure_dir
+
     data = RENDERERS[fmt](report)
     ensure_dir(out.parent)
     atomic_write(out, data)

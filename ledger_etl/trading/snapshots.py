@@ -12,9 +12,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger_etl.capital.trading_models import OpenPosition, WorkingOrder
+if TYPE_CHECKING:
+    from ledger_etl.capital.trading_models import OpenPosition, WorkingOrder
 
 
 @dataclass(frozen=True)
