@@ -37,8 +37,22 @@ def _engine(database_url: str | None):
     from ledger_etl.settings import database_url as configured
 
     engine = make_engine(database_url or configured())
-    upgrade(engine)
+    if not _at_head(engine):
+        upgrade(engine)  # Alembic costs most of a read command's start-up: only when needed
     return engine
+
+
+def _at_head(engine: Any) -> bool:
+    """True when the database holds the newest migration (the highest-numbered file)."""
+    from ledger_etl.ledger.db import MIGRATIONS
+
+    ids = sorted(p.name.split("_")[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+    try:
+        with engine.connect() as conn:
+            found = list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    except Exception:  # no table yet, or no database: migrate
+        return False
+    return bool(ids) and found == [ids[-1]]
 
 
 def _account(engine: Any, account: str | None) -> str:
@@ -167,14 +181,15 @@ def orders_command(account, at, state, fmt, database_url):
 def exposure_command(account, at, policy, fmt, out, database_url):
     """Exposure per position and in total, in the account currency, from stored snapshots."""
     from .export import render_csv, render_json, write_report
-    from .governance import govern
-    from .policy import load_policy
     from .query import exposure_at, exposure_json
 
     engine = _engine(database_url)
     account_id = _account(engine, account)
     instant = parse_at(at)
     if policy is not None:
+        from .governance import govern
+        from .policy import load_policy
+
         exposure = govern(
             engine, account_id, load_policy(policy), at=instant, record=False
         ).exposure
