@@ -30,6 +30,24 @@ from .lifecycle import (
 from .snapshots import DealState, jsonable
 
 
+def _fingerprint(deal: Deal) -> str:
+    return json.dumps(
+        [
+            deal.kind,
+            deal.state,
+            deal.epic,
+            deal.intended,
+            deal.executed,
+            deal.current,
+            deal.flags,
+            deal.gone_since,
+            deal.event_keys[-200:],
+        ],
+        default=str,
+        sort_keys=True,
+    )
+
+
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -42,6 +60,7 @@ class LifecycleTracker:
         self._stored: set[str] = set()
         self._removed: set[str] = set()
         self._absent: set[str] = set()  # known not to be stored yet
+        self._loaded: dict[str, str] = {}  # deal_id -> fingerprint as read
         self.transitions: list[Transition] = []
 
     def deal(self, deal_id: str, kind: str) -> Deal:
@@ -71,6 +90,7 @@ class LifecycleTracker:
                     row.gone_since,
                     list(row.event_keys),
                 )
+                self._loaded[deal_id] = _fingerprint(self.deals[deal_id])
         return self.deals[deal_id]
 
     def preload(self, deal_ids: Iterable[str]) -> None:
@@ -98,6 +118,7 @@ class LifecycleTracker:
                     row.gone_since,
                     list(row.event_keys),
                 )
+                self._loaded[row.deal_id] = _fingerprint(self.deals[row.deal_id])
         self._absent.update(d for d in wanted if d not in self.deals)
 
     def open_deals(self, kind: str) -> list[str]:
@@ -191,6 +212,8 @@ class LifecycleTracker:
         for deal in self.deals.values():
             if deal.state is None and not deal.flags:
                 continue
+            if self._loaded.get(deal.deal_id) == _fingerprint(deal):
+                continue  # unchanged since it was read: nothing to write
             row = {
                 "kind": deal.kind,
                 "state": deal.state or "UNKNOWN",
