@@ -305,8 +305,9 @@ def month_of_polls(args: argparse.Namespace, url: str) -> None:
     )
     env = {**os.environ, "LEDGER_DATABASE_URL": url}
     cli = Path(sys.executable).with_name("ledger-etl")
-    runs = []
+    runs, cpu = [], []
     for at in instants[:5]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(
             [str(cli), "exposure", "--account", "ACC1", "--at", at.isoformat(), "--format", "json"],
@@ -316,6 +317,8 @@ def month_of_polls(args: argparse.Namespace, url: str) -> None:
             check=True,
         )
         runs.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         json.loads(done.stdout)
     print(
         f"  `ledger-etl exposure --at` (whole command), 5 runs: median "
