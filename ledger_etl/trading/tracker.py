@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from ledger_etl.ledger.schema import deal_lifecycles
 
@@ -209,6 +209,8 @@ class LifecycleTracker:
                     deal_lifecycles.c.deal_id == deal_id,
                 )
             )
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
         for deal in self.deals.values():
             if deal.state is None and not deal.flags:
                 continue
@@ -227,21 +229,20 @@ class LifecycleTracker:
                 "updated_at": now,
             }
             if deal.deal_id in self._stored:
-                self.conn.execute(
-                    update(deal_lifecycles)
-                    .where(
-                        deal_lifecycles.c.account_id == self.account_id,
-                        deal_lifecycles.c.deal_id == deal.deal_id,
-                    )
-                    .values(**row)
-                )
+                updates.append({"b_deal_id": deal.deal_id, **row})
             else:
-                self.conn.execute(
-                    insert(deal_lifecycles).values(
-                        account_id=self.account_id, deal_id=deal.deal_id, **row
-                    )
-                )
+                inserts.append({"account_id": self.account_id, "deal_id": deal.deal_id, **row})
                 self._stored.add(deal.deal_id)
+        if inserts:
+            self.conn.execute(insert(deal_lifecycles), inserts)
+        if updates:
+            c = deal_lifecycles.c
+            statement = (
+                update(deal_lifecycles)
+                .where(c.account_id == self.account_id, c.deal_id == bindparam("b_deal_id"))
+                .values({name: bindparam(name) for name in updates[0] if name != "b_deal_id"})
+            )
+            self.conn.execute(statement, updates)
         written = changelog.append(self.conn, self.account_id, self.transitions, now)
         self.transitions = []
         return written
