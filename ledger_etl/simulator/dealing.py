@@ -19,6 +19,7 @@ from ledger_etl.simulator.catalog import Instrument, instrument
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
 from ledger_etl.simulator.execution import (
+    account_funds,
     closing_price,
     confirm,
     deal_status,
@@ -29,10 +30,8 @@ from ledger_etl.simulator.execution import (
     order_details,
     own_order,
     own_position,
-    position_margin,
     reduce,
     settle,
-    unrealised,
 )
 
 if TYPE_CHECKING:
@@ -149,10 +148,8 @@ def _check_margin(
         opening = max(Decimal(0), size - opposite)
     needed = opening * sim.market.mid(inst.epic, now) * _per_unit_fx(sim, index, inst, now)
     needed = needed * inst.margin_factor / 100
-    available = sim.world.balance_at(index, now) + sum(
-        (unrealised(sim, p, now) - position_margin(sim, p, now) for p in positions), Decimal(0)
-    )
-    if needed > available:
+    balance, upl, margin = account_funds(sim, index, now)
+    if needed > balance + upl - margin:
         raise ApiError(400, "error.validation.margin")
 
 
@@ -182,7 +179,7 @@ def put_position(sim: Simulator, request: Request) -> Reply:
             current=before,
         )  # fmt: skip
         life = own_position(sim, current, now)
-        life.stop_level, life.profit_level = guard.stop_level, guard.profit_level
+        life.amend(now, guard.stop_level, guard.profit_level)
         life.guaranteed_stop, life.trailing_stop = guard.guaranteed_stop, guard.trailing_stop
         sim.world.book.add_activity(
             now, life, "USER", "EDIT_STOP_AND_LIMIT", "MODIFIED", size=life.size_at(now),

@@ -107,13 +107,27 @@ def unrealised(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
     return move * p.size_at(now) * inst.lot_size * sign * rate
 
 
-def position_margin(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
-    """Notional at the mid x marginFactor / 100, in the account's currency."""
-    inst = instrument(p.epic)
-    notional = p.size_at(now) * inst.lot_size * sim.market.mid(p.epic, now)
-    account_ccy = sim.world.accounts[p.account].currency
-    rate = sim.world.fx_at(inst.currency, account_ccy, now)
-    return notional * rate * inst.margin_factor / 100
+def account_funds(sim: Simulator, index: int, now: datetime) -> tuple[Decimal, Decimal, Decimal]:
+    """(balance, unrealised P&L, margin) of an account at `now`, with each market's quote and
+    FX rate taken once however many positions it holds."""
+    by_epic: dict[str, list[PositionLife]] = {}
+    for p in sim.world.open_positions(index, now):
+        by_epic.setdefault(p.epic, []).append(p)
+    upl = margin = Decimal(0)
+    account_ccy = sim.world.accounts[index].currency
+    for epic, positions in by_epic.items():
+        inst = instrument(epic)
+        bid, ask = sim.market.bid_ask(epic, now)
+        mid = sim.market.mid(epic, now)
+        rate = sim.world.fx_at(inst.currency, account_ccy, now) * inst.lot_size
+        for p in positions:
+            size = p.size_at(now)
+            if p.direction == "BUY":
+                upl += (bid - p.level) * size * rate
+            else:
+                upl += (p.level - ask) * size * rate
+            margin += size * mid * rate * inst.margin_factor / 100
+    return sim.world.balance_at(index, now), upl, margin
 
 
 def reduce(

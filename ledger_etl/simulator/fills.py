@@ -12,6 +12,7 @@ Closed markets never fill anything.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,26 +59,68 @@ def first_crossings(series_of: dict[str, PriceSeries], pending: list[Pending]) -
         if item.first <= item.last:
             by_market[item.order.epic].append(item)
     for epic, items in by_market.items():
-        series = series_of[epic]
-        levels = {i.order.deal_id: i.order.level * series.scale for i in items}
-        t, end = min(i.first for i in items) - 1, max(i.last for i in items)
-        while items and t < end:
-            t = min(t + SCAN_SECONDS, end)
-            sample = _quote(series, t)
-            waiting = []
-            for item in items:
-                probe = min(t, item.last)
-                if probe < item.first:
-                    waiting.append(item)
-                    continue
-                level = levels[item.order.deal_id]
-                quote = sample if probe == t else _quote(series, probe)
-                if crossed(item.order, level, quote):
-                    window = range(max(item.first, t - SCAN_SECONDS + 1), probe + 1)
-                    found[item.order.deal_id] = next(
-                        s for s in window if crossed(item.order, level, _quote(series, s))
-                    )
-                elif item.last > t:
-                    waiting.append(item)
-            items = waiting
+        _scan_market(series_of[epic], items, found)
     return found
+
+
+class _Side:
+    """The orders of one market with one (direction, type), by level: which of them a quote
+    crosses is a slice, found by bisection, so a step costs nothing for orders not crossed."""
+
+    def __init__(self, items: list[tuple[Decimal, Pending]], upward: bool, use_bid: bool) -> None:
+        self.items = sorted(items, key=lambda x: x[0])
+        self.levels = [level for level, _ in self.items]
+        self.upward, self.use_bid = upward, use_bid  # upward: crossed when level >= price
+
+    def crossed(self, quote: tuple[int, int]) -> list[tuple[Decimal, Pending]]:
+        price = quote[0] if self.use_bid else quote[1]
+        if self.upward:
+            return self.items[bisect_left(self.levels, price) :]
+        return self.items[: bisect_right(self.levels, price)]
+
+
+def _scan_market(series: PriceSeries, items: list[Pending], found: dict[str, int]) -> None:
+    levels = {i.order.deal_id: i.order.level * series.scale for i in items}
+    sides: dict[tuple[str, str], list[tuple[Decimal, Pending]]] = defaultdict(list)
+    for item in items:
+        sides[(item.order.direction, item.order.order_type)].append(
+            (levels[item.order.deal_id], item)
+        )
+    # BUY LIMIT: offer <= level; BUY STOP: offer >= level; SELL LIMIT: bid >= level;
+    # SELL STOP: bid <= level.
+    shape = {("BUY", "LIMIT"): (True, False), ("BUY", "STOP"): (False, False),
+             ("SELL", "LIMIT"): (False, True), ("SELL", "STOP"): (True, True)}  # fmt: skip
+    groups = [_Side(members, *shape[key]) for key, members in sides.items()]
+    open_ids = {i.order.deal_id for i in items}
+    ending = sorted(items, key=lambda i: i.last)
+    next_end = 0
+    t, end = min(i.first for i in items) - 1, max(i.last for i in items)
+
+    def settle_at(item: Pending, probe: int, previous: int) -> None:
+        """Crossed at `probe`: pin the first crossing after the previous sample."""
+        level = levels[item.order.deal_id]
+        window = range(max(item.first, previous + 1), probe + 1)
+        found[item.order.deal_id] = next(
+            s for s in window if crossed(item.order, level, _quote(series, s))
+        )
+        open_ids.discard(item.order.deal_id)
+
+    while open_ids and t < end:
+        previous, t = t, min(t + SCAN_SECONDS, end)
+        # Windows ending before this sample: one last look at their final second.
+        while next_end < len(ending) and ending[next_end].last < t:
+            item = ending[next_end]
+            next_end += 1
+            if item.order.deal_id in open_ids:
+                if item.last >= item.first and crossed(
+                    item.order, levels[item.order.deal_id], _quote(series, item.last)
+                ):
+                    settle_at(item, item.last, max(previous, item.first - 1))
+                open_ids.discard(item.order.deal_id)
+        sample = _quote(series, t)
+        if sample is None:
+            continue
+        for group in groups:
+            for _, item in group.crossed(sample):
+                if item.order.deal_id in open_ids and item.first <= t <= item.last:
+                    settle_at(item, t, max(previous, item.first - 1))

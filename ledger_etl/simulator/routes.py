@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ledger_etl.simulator import catalog, dealing
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
-from ledger_etl.simulator.execution import position_margin, settle, unrealised
+from ledger_etl.simulator.execution import account_funds, settle, unrealised
 from ledger_etl.simulator.history import (
     matches,
     parse_query,
@@ -89,11 +89,7 @@ def get_encryption_key(sim: Simulator, request: Request) -> Reply:
 
 
 def _balance_block(sim: Simulator, index: int) -> dict[str, float]:
-    now = _now(sim)
-    balance = sim.world.balance_at(index, now)
-    positions = sim.world.open_positions(index, now)
-    upl = sum((unrealised(sim, p, now) for p in positions), Decimal(0))
-    margin = sum((position_margin(sim, p, now) for p in positions), Decimal(0))
+    balance, upl, margin = account_funds(sim, index, _now(sim))
     return {
         "balance": float(balance),
         "deposit": float(balance),
