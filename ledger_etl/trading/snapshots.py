@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class DealState:
     raw: str
     upl: Decimal | None = None
 
-    @property
+    @cached_property
     def content_sha256(self) -> str:
         return content_hash(self.values)
 
