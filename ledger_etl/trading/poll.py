@@ -27,6 +27,7 @@ from ledger_etl.capital.errors import AuthenticationError, CapitalError
 from ledger_etl.capital.history import ACTIVITY, fetch_history
 from ledger_etl.capital.models import Account, Activity, RowProblem
 from ledger_etl.capital.trading import (
+    MarketDetailsRead,
     fetch_market_details,
     fetch_positions,
     fetch_working_orders,
@@ -108,10 +109,10 @@ def poll_account(
     pos_states = [position_state(r, t) for r, t in zip(positions.rows, positions.raws, strict=True)]
     ord_states = [order_state(r, t) for r, t in zip(orders.rows, orders.raws, strict=True)]
     epics = {s.values["epic"] for s in pos_states + ord_states}
-    details = fetch_market_details(client, epics)
+    details = _details(client, epics, result)
     currencies = {d.instrument.currency for d in details.details.values() if d.instrument.currency}
     fx_needed = fx_epics(currencies, currency) - set(details.details) if currency else set()
-    fx_details = fetch_market_details(client, fx_needed)  # unknown pairs are expected here
+    fx_details = _details(client, fx_needed, result)  # unknown pairs are expected here
     result.problems += [
         {"kind": "instrument", "reason": f"unknown epic {e}: no market details", "row": {"epic": e}}
         for e in details.unknown_epics
@@ -180,6 +181,24 @@ def poll_account(
         )
     result.positions, result.orders, result.rows_written = len(pos_states), len(ord_states), written
     return result
+
+
+def _details(client: Any, epics: set[str], result: PollResult) -> MarketDetailsRead:
+    """Market details, or none with the reason flagged: the snapshot itself is still good, and
+    the instruments keep their stored versions until the next poll reads them."""
+    try:
+        return fetch_market_details(client, epics)
+    except AuthenticationError:
+        raise
+    except CapitalError as error:
+        result.problems.append(
+            {
+                "kind": "instrument",
+                "row": {"epics": sorted(epics)},
+                "reason": f"market details unavailable: {error}",
+            }
+        )
+        return MarketDetailsRead()
 
 
 def _failed(engine: Engine, account_id: str, now: datetime, error: str) -> PollResult:

@@ -94,3 +94,37 @@ def test_a_row_missing_fields_is_flagged_and_the_others_stored(ledger_engine, fr
     assert len(flagged) == 1 and "position.level" in flagged[0]["reason"]
     _, rows = snapshot_rows(ledger_engine, "position", account, None)
     assert {r["deal_id"] for r in rows} == {p.deal_id for p in truth[1:]}
+
+
+def _faulty_client(server, rules):
+    response = httpx.put(f"{server.url}/_sim/faults", json={"rules": rules})
+    assert response.status_code == 200, response.text
+    server.simulator.clock.advance(2)  # one login a second per API key
+    return CapitalClient(
+        server.url,
+        API_KEY,
+        IDENTIFIER,
+        PASSWORD,
+        rate_limit=100,
+        max_attempts=2,
+        backoff_base=0.01,
+        backoff_cap=0.02,
+    )
+
+
+def test_failed_reads_never_look_like_closed_deals(ledger_engine, frozen_sim, sim_client):
+    account = sim_client.accounts()[0].account_id
+    first = poll_account(sim_client, ledger_engine, account)
+    with _faulty_client(
+        frozen_sim, [{"kind": "status", "status": 503, "path": "^/positions$"}]
+    ) as client:
+        failed = poll_account(client, ledger_engine, account)
+    assert failed.status == "failed" and "503" in failed.error
+    _, rows = snapshot_rows(ledger_engine, "position", account, None)
+    assert len(rows) == first.positions  # still open: a failed read closes nothing
+    with _faulty_client(
+        frozen_sim, [{"kind": "status", "status": 503, "path": "^/markets"}]
+    ) as client:
+        partial = poll_account(client, ledger_engine, account)
+    assert partial.status == "complete" and partial.snapshot_rows == 0
+    assert any("market details unavailable" in p["reason"] for p in partial.problems)
