@@ -322,7 +322,8 @@ def month_of_polls(args: argparse.Namespace, url: str) -> None:
         json.loads(done.stdout)
     print(
         f"  `ledger-etl exposure --at` (whole command), 5 runs: median "
-        f"{sorted(runs)[2]:.2f} s, max {max(runs):.2f} s (target <= 1 s)"
+        f"{sorted(runs)[2]:.2f} s, max {max(runs):.2f} s wall; CPU median {sorted(cpu)[2]:.2f} s "
+        f"(target <= 1 s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
 
 
