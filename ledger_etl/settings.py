@@ -15,6 +15,9 @@
 | LEDGER_CLOSE_DAY, LEDGER_CLOSE_HOUR | day (1-28) and UTC hour of the monthly close | `2`, `6` |
 | DAGSTER_HOME | the Dagster instance (demo and `make dev`) | `<project>/dagster_home` |
 | LEDGER_ETL_KILL_AT | crash-test hook: SIGKILL at a named point (`ledger/faultpoints.py`) | unset |
+| TRADING_POLL_CRON | when the Dagster schedule polls positions and working orders | every 5 min |
+| TRADING_POLICY_FILE | governance policy (YAML or JSON) evaluated on every snapshot | unset |
+| TRADING_INSTRUMENT_MAP | epic -> ISIN / FIGI / TradingView mapping file | unset |
 
 Every environment read and write of the package is in this module, so that what a command or a
 run uses can be traced to one place.

@@ -120,7 +120,7 @@ def poll_account(
     result.problems += [_problem("instrument", p) for p in details.problems]
     quotes = _quotes(details.details, "markets")
     quotes.update(_quotes(fx_details.details, "markets"))
-    quotes.update(_position_quotes(positions.rows, quotes))
+    quotes.update(_position_quotes(positions.rows))
     activity: list[Activity] = []
     with engine.begin() as conn:
         previous = store.last_poll(conn, account_id)
@@ -228,7 +228,7 @@ def _quotes(details: Mapping[str, Any], source: str) -> dict[str, tuple]:
     return found
 
 
-def _position_quotes(rows: list[Any], known: Mapping[str, tuple]) -> dict[str, tuple]:
+def _position_quotes(rows: list[Any]) -> dict[str, tuple]:
     """Quotes beside the positions: the prices the broker's own upl was computed from."""
     found = {}
     for row in rows:
