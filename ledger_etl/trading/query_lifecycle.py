@@ -25,8 +25,16 @@ def lifecycle_report(engine: Engine, account_id: str, deal_id: str) -> dict[str,
         ).first()
         if row is None:
             raise UnknownDealError(f"no lifecycle for deal {deal_id} in account {account_id}")
-        reference = (row.current or {}).get("deal_reference")
-        ids = [deal_id] + ([reference] if reference else [])
+        current = row.current or {}
+        reference = current.get("submitted_as") or current.get("deal_reference")
+        ids = [
+            deal_id,
+            *{
+                r
+                for r in (current.get("submitted_as"), current.get("deal_reference"))
+                if r and r != deal_id
+            },
+        ]
         entries = changelog.entries_for(conn, account_id, ids)
         transactions = entries_for_deals(conn, account_id, ids)
     return {

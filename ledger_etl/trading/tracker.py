@@ -150,7 +150,7 @@ class LifecycleTracker:
         target = self.deal(deal_id, pending.kind)
         if target.state is None:
             target.state, target.intended = pending.state, dict(pending.intended)
-            target.current = {**pending.current, "deal_reference": pending_id}
+            target.current = {**pending.current, "submitted_as": pending_id}
             target.event_keys = list(pending.event_keys)
             target.epic = pending.epic
         self.deals.pop(pending_id)

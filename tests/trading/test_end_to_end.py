@@ -20,10 +20,13 @@ from ledger_etl.capital.trading import (
     open_position,
 )
 from ledger_etl.ledger.schema import trading_changelog
+from ledger_etl.sync import sync_range
 from ledger_etl.trading import changelog
 from ledger_etl.trading.lifecycle import ORDER, POSITION
 from ledger_etl.trading.poll import poll_account
+from ledger_etl.trading.query_lifecycle import lifecycle_report
 from ledger_etl.trading.requests import record_confirm, record_submission
+from ledger_etl.trading.ties import ties_out
 from tests.trading.conftest import account_ids, advance
 
 CANDIDATES = (
@@ -238,6 +241,19 @@ def test_deals_follow_their_lifecycles_end_to_end(ledger_engine, frozen_sim, sim
                 .where(c.account_id == account, c.seq == number)
                 .values(detail=detail)
             )
+    # The ledger's TRADE transactions of the closed positions tie out; for our own close, the
+    # confirm's profit equals the ledger's TRADE amount.
+    day = desk.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    sync_range(sim_client, ledger_engine, day, desk.now().replace(microsecond=0), [account])
+    with ledger_engine.connect() as conn:
+        tied, untied = ties_out(conn, account, desk.now() + timedelta(days=1))
+    assert tied >= 2 and untied == [], untied
+    story = lifecycle_report(ledger_engine, account, pos_id)
+    assert story["executed"]["closes"][-1]["realised"]  # compared with the ledger above
+    assert [t["source"] for t in story["transitions"]][:2] == ["submission", "confirm"]
+    # Removing the newest entry leaves a valid chain, but not the head the last poll recorded.
+    problems = _drop_newest(ledger_engine, account)
+    assert len(problems) == 1 and "removed" in problems[0].reason
 
 
 def _min_size(epic):
