@@ -85,7 +85,7 @@ def _reject(
     sim: Simulator, index: int, now: datetime, act_type: str, life: Any, reason: str
 ) -> Reply:
     book = sim.world.book
-    book.add_activity(now, life, "USER", act_type, "REJECTED")
+    book.add_activity(now, life, "USER", act_type, "REJECTED", dealReference=life.deal_reference)
     confirm(
         sim, index, life.deal_reference, now, status=None, reason=reason, rejectReason=reason,
         dealStatus="REJECTED", epic=life.epic, dealId=life.deal_id, affectedDeals=[],

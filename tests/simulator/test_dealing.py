@@ -187,9 +187,13 @@ def test_rejected_deal_has_a_reference_a_reason_and_an_activity_row(
     assert (dealer.positions(), dealer.orders()) == before
     dealer.server.simulator.clock.advance(1)
     rows = dealer.get("/history/activity", lastPeriod=60, detailed="true").json()["activities"]
-    mine = [(r["type"], r["status"]) for r in rows if r["dealId"] == confirm["dealId"]]
+    mine = [
+        (r["type"], r["status"], r["details"]["dealReference"])
+        for r in rows
+        if r["dealId"] == confirm["dealId"]
+    ]
     kind = "POSITION" if path == "/positions" else "WORKING_ORDER"
-    assert mine == [(kind, "REJECTED")]
+    assert mine == [(kind, "REJECTED", response.json()["dealReference"])]
 
 
 def test_market_closed_close_is_rejected(dealer: Dealer) -> None:
