@@ -591,5 +591,12 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
         )
 
 
+# -- trading state (ledger_etl/trading/cli.py) ---------------------------------------------------
+from ledger_etl.trading.cli import COMMANDS as _TRADING_COMMANDS  # noqa: E402
+
+for _command in _TRADING_COMMANDS:
+    main.add_command(_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
