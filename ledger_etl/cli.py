@@ -591,5 +591,12 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
         )
 
 
+# The read service's commands live with it (ledger_etl/service/cli.py).
+from ledger_etl.service.cli import COMMANDS as _SERVICE_COMMANDS  # noqa: E402
+
+for _command in _SERVICE_COMMANDS:
+    main.add_command(_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

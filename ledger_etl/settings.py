@@ -15,6 +15,7 @@
 | LEDGER_CLOSE_DAY, LEDGER_CLOSE_HOUR | day (1-28) and UTC hour of the monthly close | `2`, `6` |
 | DAGSTER_HOME | the Dagster instance (demo and `make dev`) | `<project>/dagster_home` |
 | LEDGER_ETL_KILL_AT | crash-test hook: SIGKILL at a named point (`ledger/faultpoints.py`) | unset |
+| LEDGER_SERVICE_SECRET | signs the read service's session cookies and form tokens | random |
 
 Every environment read and write of the package is in this module, so that what a command or a
 run uses can be traced to one place.
@@ -41,7 +42,7 @@ VARIABLES = (
     "CAPITAL_API_URL", "CAPITAL_API_KEY", "CAPITAL_IDENTIFIER", "CAPITAL_PASSWORD",
     "CAPITAL_ENCRYPTED_PASSWORD", "CAPITAL_RATE_LIMIT", "CAPITAL_SPLIT_THRESHOLD",
     "LEDGER_DATABASE_URL", "LEDGER_EXPORT_DIR", "LEDGER_CHART_OF_ACCOUNTS", "LEDGER_CLOSE_DAY",
-    "LEDGER_CLOSE_HOUR", "DAGSTER_HOME", "LEDGER_ETL_KILL_AT",
+    "LEDGER_CLOSE_HOUR", "DAGSTER_HOME", "LEDGER_ETL_KILL_AT", "LEDGER_SERVICE_SECRET",
 )  # fmt: skip
 
 _Number = TypeVar("_Number", int, float)
@@ -206,6 +207,18 @@ def dagster_home(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     raw = (env.get("DAGSTER_HOME") or "").strip()
     return Path(raw).expanduser() if raw else project_root() / "dagster_home"
+
+
+def service_secret(env: Mapping[str, str] | None = None) -> bytes | None:
+    """`LEDGER_SERVICE_SECRET` (at least 32 characters), or None: the service then makes a random
+    one, and its sessions end when it restarts."""
+    env = os.environ if env is None else env
+    raw = (env.get("LEDGER_SERVICE_SECRET") or "").strip()
+    if not raw:
+        return None
+    if len(raw) < 32:
+        raise SettingsError("LEDGER_SERVICE_SECRET must be at least 32 characters long")
+    return raw.encode()
 
 
 def configured_variables(env: Mapping[str, str] | None = None) -> frozenset[str]:

@@ -1,0 +1,178 @@
+"""The read service's ASGI application: `create_app(ServiceConfig)`.
+
+Routers are listed in `ROUTERS`; a new domain (exposure, orders, prices) adds its own module
+and one line there. Every API route depends on `auth.bearer_user`; the `AuditMiddleware` writes
+one audit row per request under /api/ and per page file download, after the last byte is sent.
+No CORS middleware is installed: browsers on other origins get no access.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledger_etl import __version__
+from ledger_etl.service import api_admin, api_ledger, api_statements, pages
+from ledger_etl.service.audit import ReadRecord, record_read
+from ledger_etl.service.auth import FailureLimiter
+from ledger_etl.service.users import TOKEN_PREFIX
+from ledger_etl.statements.published import PublishedStatements
+
+ROUTERS = (api_statements.router, api_ledger.router, api_admin.router, pages.router)
+AUDITED_PREFIXES = ("/api/", "/files/")
+_TOKENISH = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]*")
+
+
+@dataclass
+class ServiceConfig:
+    engine: Engine
+    export_root: Path
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    secure_cookies: bool = False  # set behind TLS: cookies then carry `Secure`
+
+    @property
+    def reader(self) -> PublishedStatements:
+        return PublishedStatements(self.export_root)
+
+    def sign(self, text: str) -> str:
+        return hmac.new(self.secret, text.encode(), "sha256").hexdigest()
+
+
+def create_app(config: ServiceConfig) -> FastAPI:
+    app = FastAPI(
+        title="ledger-etl read service",
+        version=__version__,
+        description="Published statements and the ledger, per account, for finance and risk.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = config
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The parameter names only: the rejected values are the caller's own input.
+        where = sorted({".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()})
+        _note_outcome(request, "bad_request")
+        return JSONResponse({"detail": "invalid parameters: " + ", ".join(where)}, 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        _note_outcome(request, "not_found" if exc.status_code == 404 else None)
+        headers = getattr(exc, "headers", None)
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AuditMiddleware, config=config)
+    return app
+
+
+def _note_outcome(request: Request, outcome: str | None) -> None:
+    audit = getattr(request.state, "audit", None)
+    if audit is None:
+        audit = request.state.audit = {}
+    if outcome and "outcome" not in audit:
+        audit["outcome"] = outcome
+
+
+def redact_query(query: str) -> str:
+    """A query string with anything shaped like a token blanked (a token put in a URL by
+    mistake must not reach the audit table)."""
+    return _TOKENISH.sub("[redacted]", query)
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no sniffing, no framing, no referrer, no caching."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self.HEADERS if k not in names]
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"private, no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+class AuditMiddleware:
+    """One `read_audit` row per audited request, written once the answer is complete."""
+
+    def __init__(self, app: ASGIApp, config: ServiceConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(AUDITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+        state = scope.setdefault("state", {})
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            await anyio.to_thread.run_sync(self._record, scope, state, status["code"])
+
+    def _record(self, scope: Scope, state: dict[str, Any], code: int) -> None:
+        audit = state.get("audit") or {}
+        user = state.get("user")
+        query = scope.get("query_string", b"").decode("latin-1")
+        shown = scope.get("path", "") + (f"?{redact_query(query)}" if query else "")
+        client = scope.get("client")
+        outcome = audit.get("outcome") or ("served" if code < 400 else f"http_{code}")
+        record_read(
+            self.config.engine,
+            ReadRecord(
+                user_name=user.name if user is not None else None,
+                client=client[0] if client else "unknown",
+                method=scope.get("method", "GET"),
+                path=redact_query(shown),
+                status=code,
+                outcome=str(outcome),
+                account_id=audit.get("account_id"),
+                sha256=audit.get("sha256") if code < 400 else None,
+                detail=audit.get("detail"),
+            ),
+        )
