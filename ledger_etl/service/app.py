@@ -9,6 +9,7 @@ No CORS middleware is installed: browsers on other origins get no access.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         description="Published statements and the ledger, per account, for finance and risk.",
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # a path is answered as written, never redirected elsewhere
     )
     app.state.service = config
     for router in ROUTERS:
@@ -97,6 +99,24 @@ def redact_query(query: str) -> str:
     """A query string with anything shaped like a token blanked (a token put in a URL by
     mistake must not reach the audit table)."""
     return _TOKENISH.sub("[redacted]", query)
+
+
+class RedactTokens(logging.Filter):
+    """Blanks token-shaped text in log records (uvicorn's access log prints the query)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 class SecurityHeaders:

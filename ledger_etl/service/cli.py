@@ -57,7 +57,7 @@ def serve(
     """Serve the read API (OpenAPI at /openapi.json) and pages. Holds no broker credentials."""
     import uvicorn
 
-    from ledger_etl.service.app import ServiceConfig, create_app
+    from ledger_etl.service.app import ServiceConfig, create_app, install_log_redaction
     from ledger_etl.service.auth import FailureLimiter
     from ledger_etl.settings import export_dir as configured_export_dir
     from ledger_etl.settings import service_secret
@@ -71,6 +71,7 @@ def serve(
     secret = service_secret()
     if secret is not None:
         config.secret = secret
+    install_log_redaction()
     click.echo(f"read service on http://{host}:{port} (exports: {config.export_root})", err=True)
     uvicorn.run(
         create_app(config),

@@ -41,6 +41,7 @@ class TamperedFile(StatementError):
 @dataclass(frozen=True)
 class VerifiedFile:
     name: str
+    path: Path
     sha256: str
     size: int
     body: bytes | None  # the whole file, when small enough
@@ -128,6 +129,7 @@ def read_verified(
     """Open a listed file of a version and check its sha256 against the manifest."""
     manifest = manifest or reader.manifest(account, month, number)
     expected = str((manifest.get("files", {}).get(name) or {}).get("sha256") or "")
+    path = reader.version(account, month, number).folder / name
     handle = reader.open(account, month, name, number)
     try:
         size = os.fstat(handle.fileno()).st_size
@@ -141,15 +143,15 @@ def read_verified(
                 digest.update(block)
         found = digest.hexdigest()
         if found != expected:
-            raise TamperedFile(Path(handle.name), expected, found)
+            raise TamperedFile(path, expected, found)
     except BaseException:
         handle.close()
         raise
     if body is not None:
         handle.close()
-        return VerifiedFile(name, found, len(body), body, None)
+        return VerifiedFile(name, path, found, len(body), body, None)
     handle.seek(0)
-    return VerifiedFile(name, found, size, None, handle)
+    return VerifiedFile(name, path, found, size, None, handle)
 
 
 def _drain(file: VerifiedFile) -> bytes:
@@ -174,9 +176,9 @@ def stream_verified(file: VerifiedFile) -> Iterator[bytes]:
             digest.update(block)
             sent += len(block)
             if sent == file.size and digest.hexdigest() != file.sha256:
-                raise TamperedFile(Path(file.handle.name), file.sha256, digest.hexdigest())
+                raise TamperedFile(file.path, file.sha256, digest.hexdigest())
             if sent > file.size:
-                raise TamperedFile(Path(file.handle.name), file.sha256, "(grew)")
+                raise TamperedFile(file.path, file.sha256, "(grew)")
             yield block
     finally:
         file.handle.close()

@@ -8,7 +8,7 @@ from types import TracebackType
 
 import uvicorn
 
-from ledger_etl.service.app import ServiceConfig, create_app
+from ledger_etl.service.app import ServiceConfig, create_app, install_log_redaction
 from ledger_etl.simulator.server import free_port
 
 
@@ -41,6 +41,7 @@ class ServiceServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> ServiceServer:
+        install_log_redaction()
         self._thread = threading.Thread(target=self._server.run, name="read-service", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
