@@ -19,7 +19,8 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +33,8 @@ from ledger_etl.service.users import TOKEN_PREFIX
 from ledger_etl.statements.published import PublishedStatements
 
 ROUTERS = (api_statements.router, api_ledger.router, api_admin.router, pages.router)
-AUDITED_PREFIXES = ("/api/", "/files/")
+AUDITED_PREFIXES = ("/api/", "/files/", "/exports/", "/statement", "/ledger")
+STATIC = Path(__file__).with_name("static")
 _TOKENISH = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]*")
 
 
@@ -82,6 +84,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
         headers = getattr(exc, "headers", None)
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
 
+    @app.exception_handler(pages.SignInRequired)
+    async def _signin(request: Request, exc: pages.SignInRequired) -> RedirectResponse:
+        _note_outcome(request, "unauthenticated")
+        return RedirectResponse("/signin", status_code=303)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AuditMiddleware, config=config)
     return app

@@ -69,6 +69,7 @@ def version_listing(reader: PublishedStatements, account: str, month: str) -> di
                 "generated_at": manifest.get("generated_at"),
                 "content_hash": manifest.get("content_hash"),
                 "files": sorted(manifest.get("files", {})),
+                "diff": manifest.get("diff"),
             }
         )
     current = items[-1] if items else {}
@@ -93,6 +94,8 @@ def statement_detail(reader: PublishedStatements, account: str, month: str, numb
     raw = read_verified(reader, account, month, found.version, STATEMENT_JSON, manifest)
     doc = json.loads(raw.body if raw.body is not None else _drain(raw))
     header = {k: v for k, v in doc.items() if k not in BULKY_KEYS}
+    if isinstance(header.get("coverage"), dict):  # its fetch list can run to thousands of rows
+        header["coverage"] = {k: v for k, v in header["coverage"].items() if k != "fetches"}
     later = [v.version for v in reader.versions(account, month) if v.version > found.version]
     superseded = None
     if later:
