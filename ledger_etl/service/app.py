@@ -128,12 +128,13 @@ def install_log_redaction() -> None:
 
 
 class SecurityHeaders:
-    """Headers every answer carries: no sniffing, no framing, no referrer, no caching."""
+    """Headers every answer carries: no sniffing, no framing, no referrer to other sites, no
+    caching."""
 
     HEADERS = (
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
+        (b"referrer-policy", b"same-origin"),  # no-referrer would make Origin "null"
         (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
     )
 

@@ -70,3 +70,55 @@ def own_service(ledger_engine, tmp_path: Path) -> Iterator[Running]:
     server, tokens = start_service(world)
     yield Running(world, server, tokens)
     server.stop()
+
+
+# -- browser (Playwright driving the system's chromium) ----------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def _skip_or_fail(reason: str) -> None:
+    import os
+
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (browser tests must run in CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Chromium from Debian (`apt-get install chromium`); never a downloaded browser build."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip_or_fail("playwright is not installed: pip install -e '.[dev]'")
+    if not CHROMIUM.exists():
+        _skip_or_fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh browser context per test; a failed test leaves a screenshot in test-artifacts/."""
+    context = browser.new_context(accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)
+        tab.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+    context.close()
