@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["audit"])
 def audit(
     request: Request,
     user: Annotated[User, Depends(bearer_user)],
-    who: Annotated[str | None, Query(alias="user", max_length=64)] = None,
+    who: Annotated[str | None, Query(alias="user", pattern=r"^[A-Za-z0-9_.@-]{1,64}$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:

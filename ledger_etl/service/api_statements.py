@@ -13,7 +13,8 @@ from ledger_etl.service.auth import NotFound, bearer_user, note, scoped_account
 from ledger_etl.service.reading import (
     TamperedFile,
     VerifiedFile,
-    read_verified,
+    account_listings,
+    read_published,
     statement_detail,
     stream_verified,
     version_listing,
@@ -72,9 +73,12 @@ def statements(
     label = month_or_404(request, month) if month is not None else None
     items = []
     for acc in accounts_:
-        for m in [label] if label else reader.months(acc):
-            if reader.versions(acc, m):
-                items.append(version_listing(reader, acc, m))
+        if label is None:
+            items += account_listings(reader, acc)
+            continue
+        versions = reader.versions(acc, label)
+        if versions:
+            items.append(version_listing(reader, acc, label, versions))
     return {"statements": items}
 
 
@@ -140,7 +144,7 @@ async def serve_file(
     number = version_or_404(request, version)
     try:
         verified: VerifiedFile = await run_in_threadpool(
-            read_verified, service.reader, acc, label, number, file
+            read_published, service.reader, acc, label, number, file
         )
     except TamperedFile as exc:
         await run_in_threadpool(refuse, request, service, acc, exc)

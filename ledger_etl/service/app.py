@@ -173,22 +173,37 @@ class AuditMiddleware:
             return
         status = {"code": 500}
         state = scope.setdefault("state", {})
+        recorded = False
+
+        async def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                await anyio.to_thread.run_sync(self._record, scope, state, status["code"])
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Written before the last bytes go out: a client that has its answer can
+                # already find the read in the audit.
+                await record()
             await send(message)
 
         try:
             await self.app(scope, receive, wrapped)
         finally:
-            await anyio.to_thread.run_sync(self._record, scope, state, status["code"])
+            await record()
 
     def _record(self, scope: Scope, state: dict[str, Any], code: int) -> None:
         audit = state.get("audit") or {}
         user = state.get("user")
+        # The path as sent (still percent-encoded): a NUL or a control character in it stays
+        # text (`%00`) that any backend can store.
+        raw = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")
         query = scope.get("query_string", b"").decode("latin-1")
-        shown = scope.get("path", "") + (f"?{redact_query(query)}" if query else "")
+        shown = raw.decode("latin-1") + (f"?{query}" if query else "")
+        shown = "".join(c if c.isprintable() else f"%{ord(c):02X}" for c in shown)
         client = scope.get("client")
         outcome = audit.get("outcome") or ("served" if code < 400 else f"http_{code}")
         record_read(

@@ -48,10 +48,14 @@ def record_read(engine: Engine, record: ReadRecord, at: datetime | None = None) 
         "status": record.status,
         "outcome": record.outcome[:32],
         "sha256": record.sha256,
-        "detail": record.detail[:2000] if record.detail else None,
+        "detail": _printable(record.detail[:2000]) if record.detail else None,
     }
     with engine.begin() as conn:
         conn.execute(insert(s.read_audit).values(**row))
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else f"%{ord(c):02X}" for c in text)
 
 
 def list_reads(

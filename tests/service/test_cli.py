@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ledger_etl.cli import main
 from ledger_etl.ledger import schema as s
-from ledger_etl.service.reading import read_verified, stream_verified
+from ledger_etl.service.reading import read_published, stream_verified
 from ledger_etl.simulator.server import free_port
 from ledger_etl.statements.published import PublishedStatements
 from tests.conftest import database_url_of
@@ -91,10 +91,10 @@ def test_large_files_are_streamed_and_rechecked(tmp_path: Path, monkeypatch) -> 
     reader = PublishedStatements(tmp_path)
     monkeypatch.setattr("ledger_etl.service.reading.IN_MEMORY_LIMIT", 10)
     monkeypatch.setattr("ledger_etl.service.reading.CHUNK", 64)
-    verified = read_verified(reader, FIRST, "2025-06", 1, "statement.csv")
+    verified = read_published(reader, FIRST, "2025-06", 1, "statement.csv")
     assert verified.body is None
     assert b"".join(stream_verified(verified)) == verified.path.read_bytes()
-    again = read_verified(reader, FIRST, "2025-06", 1, "statement.csv")
+    again = read_published(reader, FIRST, "2025-06", 1, "statement.csv")
     os.chmod(again.path, 0o600)
     data = bytearray(again.path.read_bytes())
     data[-1] ^= 1
