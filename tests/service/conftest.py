@@ -50,17 +50,31 @@ def start_service(
     return ServiceServer(config).start(), tokens
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def service(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Running]:
-    """One world and one running service per backend, shared by a module's read-only tests."""
-    tmp = tmp_path_factory.mktemp(f"service-{request.param}")
+def _running(request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = factory.mktemp(f"service-{request.param}")
     engine = make_test_engine(request.param, tmp, request)
     world = make_world(engine, tmp / "exports")
     server, tokens = start_service(world)
     yield Running(world, server, tokens)
     server.stop()
+
+
+@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    """One world and one running service per backend, shared by the read-only tests."""
+    yield from _running(request, tmp_path_factory)
+
+
+@pytest.fixture(
+    scope="package", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+)
+def browser_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    """The same for the browser tests, whose PostgreSQL round runs in CI (marked slow)."""
+    yield from _running(request, tmp_path_factory)
 
 
 @pytest.fixture

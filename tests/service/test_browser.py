@@ -19,8 +19,10 @@ def sign_in(page, service: Running, user: str) -> None:
     assert page.get_by_text(f"Signed in as {user}").is_visible()
 
 
-def test_sign_in_pick_a_month_and_download_the_published_bytes(page, service: Running) -> None:
-    sign_in(page, service, "ann")
+def test_sign_in_pick_a_month_and_download_the_published_bytes(
+    page, browser_service: Running
+) -> None:
+    sign_in(page, browser_service, "ann")
     page.get_by_label("Account").select_option(FIRST)
     page.get_by_label("Month").select_option("2025-06")
     page.get_by_role("button", name="Show statement").press("Enter")
@@ -30,7 +32,7 @@ def test_sign_in_pick_a_month_and_download_the_published_bytes(page, service: Ru
     assert "1197.00" in page.locator("dl.balances").first.inner_text()
     assert "1 added, 0 changed, 0 removed" in page.locator("table").last.inner_text()
     assert "CFDs are complex instruments" in page.locator("footer").inner_text()
-    folder = service.world.export_root / FIRST / "2025-06" / "v2"
+    folder = browser_service.world.export_root / FIRST / "2025-06" / "v2"
     for name in ("statement.csv", "statement.xlsx", "statement.pdf"):
         with page.expect_download() as info:
             page.get_by_role("link", name=name, exact=True).click()
@@ -39,38 +41,38 @@ def test_sign_in_pick_a_month_and_download_the_published_bytes(page, service: Ru
         assert info.value.suggested_filename == f"{FIRST}_2025-06_v2_{name}"
 
 
-def test_a_month_with_a_gap_shows_a_provisional_badge(page, service: Running) -> None:
-    sign_in(page, service, "ann")
+def test_a_month_with_a_gap_shows_a_provisional_badge(page, browser_service: Running) -> None:
+    sign_in(page, browser_service, "ann")
     page.get_by_role("link", name="2025-07").click()
     badge = page.get_by_test_id("status")
     assert badge.inner_text() == "PROVISIONAL"
     assert "transactions: 2025-07-04" in page.locator("main").inner_text()
 
 
-def test_a_second_user_cannot_see_the_first_users_account(page, service: Running) -> None:
-    sign_in(page, service, "bob")
+def test_a_second_user_cannot_see_the_first_users_account(page, browser_service: Running) -> None:
+    sign_in(page, browser_service, "bob")
     for path in (
         "/",
         "/ledger",
         f"/ledger?account={SECOND}",
         f"/statement?account={SECOND}&month=2025-06",
     ):
-        page.goto(service.url + path)
+        page.goto(browser_service.url + path)
         assert FIRST not in page.content(), path
     for path in (
         f"/statement?account={FIRST}&month=2025-06",
         f"/files/{FIRST}/2025-06/v1/statement.csv",
         f"/ledger?account={FIRST}",
     ):
-        response = page.goto(service.url + path)
+        response = page.goto(browser_service.url + path)
         assert response.status == 404, path
         assert page.locator("h1").inner_text() == "Not found"
     assert page.get_by_label("Account").count() == 0 or FIRST not in page.content()
 
 
-def test_ledger_search_and_export_by_keyboard(page, service: Running) -> None:
-    sign_in(page, service, "ann")
-    page.goto(service.url + "/ledger")
+def test_ledger_search_and_export_by_keyboard(page, browser_service: Running) -> None:
+    sign_in(page, browser_service, "ann")
+    page.goto(browser_service.url + "/ledger")
     page.get_by_label("Account").select_option(FIRST)
     page.get_by_label("From (YYYY-MM-DD, inclusive)").fill("2025-06-01")
     page.get_by_label("To (exclusive)").fill("2025-06-02")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -109,6 +110,7 @@ def test_large_files_are_streamed_and_rechecked(tmp_path: Path, monkeypatch) -> 
     assert len(sent) < len(data)
 
 
+@pytest.mark.slow  # a process start per backend; test_security covers the same in-process
 def test_serve_command_over_http_without_tokens_in_its_output(ledger_engine, tmp_path) -> None:
     url = database_url_of(ledger_engine)
     fill_ledger(ledger_engine)

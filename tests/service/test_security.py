@@ -13,16 +13,18 @@ import pytest
 from sqlalchemy import select
 
 from ledger_etl.ledger import schema as s
+from ledger_etl.service.app import ServiceConfig
 from ledger_etl.service.auth import FailureLimiter
-from tests.service.conftest import Running, start_service
-from tests.service.world import FIRST, SECOND, make_world
+from ledger_etl.service.server import ServiceServer
+from tests.service.conftest import Running
+from tests.service.world import FIRST, SECOND
 
 # Every API endpoint with the first account in it: each must refuse another account's user.
 ENDPOINTS = (
     "/api/statements/{a}/2025-06",
     "/api/statements/{a}/2025-06/v1",
     "/api/statements/{a}/2025-06/v1/statement.csv",
-    "/api/statements/{a}/2025-06/v1/statement.xlsx",
+    "/api/statements/{a}/2025-06/v1/statement.json",
     "/api/statements?account={a}",
     "/api/ledger/entries?account={a}",
     "/api/ledger/entries?account={a}&format=csv",
@@ -121,19 +123,19 @@ def test_path_traversal_through_every_path_and_query_parameter(service: Running)
         _refused(raw_get(service.url, path, ann), secret, path)
 
 
-def test_failed_authentication_is_rate_limited_per_client(ledger_engine, tmp_path) -> None:
-    world = make_world(ledger_engine, tmp_path / "exports")
-    server, tokens = start_service(world, FailureLimiter(limit=3, window=60))
-    try:
+def test_failed_authentication_is_rate_limited_per_client(service: Running) -> None:
+    config = ServiceConfig(
+        service.world.engine, service.world.export_root, limiter=FailureLimiter(3, 60)
+    )
+    with ServiceServer(config) as server:
         bad = {"Authorization": "Bearer lrs_guess"}
         codes = [httpx.get(server.url + "/api/accounts", headers=bad).status_code for _ in range(5)]
         assert codes == [401, 401, 401, 429, 429]
-        blocked = httpx.get(
-            server.url + "/api/accounts", headers={"Authorization": f"Bearer {tokens['ann']}"}
-        )
+        good = {"Authorization": f"Bearer {service.tokens['ann']}"}
+        blocked = httpx.get(server.url + "/api/accounts", headers=good)
         assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
-    finally:
-        server.stop()
+        # The page's sign-in form counts against the same limit.
+        assert httpx.post(server.url + "/signin", data={"token": "x"}).status_code in (403, 429)
 
 
 def test_a_tampered_file_is_refused_audited_and_alerted(own_service: Running) -> None:

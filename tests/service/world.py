@@ -33,10 +33,11 @@ class World:
 
 
 def publish_statements(root: Path) -> None:
-    """ACC-1 June in two versions (the second adds an entry), ACC-1 July PROVISIONAL (a gap),
-    ACC-2 and ACC-3 June."""
+    """ACC-1 June in two versions (the second adds an entry, and has every format), ACC-1 July
+    PROVISIONAL (a gap), ACC-2 and ACC-3 June."""
     base = inputs()  # reconciles with the broker's balance: FINAL
-    publish_built(build_statement(base), root, run_id="r1")
+    light = ("json", "csv")  # every format only where a download of each is tested
+    publish_built(build_statement(base), root, run_id="r1", formats=light)
     late = (*base.entries, entry("z9", 25, "3.00"))
     changed = replace(
         base,
@@ -58,9 +59,9 @@ def publish_statements(root: Path) -> None:
         previous_movement=changed.balance_at_end - base.balance_before,
         balance_at_end=changed.balance_at_end,
     )
-    publish_built(build_statement(july), root, run_id="r3", formats=("json", "csv"))
+    publish_built(build_statement(july), root, run_id="r3", formats=light)
     for other in (SECOND, THIRD):
-        publish_built(build_statement(replace(base, account_id=other)), root, run_id="r4")
+        publish_built(build_statement(replace(base, account_id=other)), root, "r4", formats=light)
 
 
 def ledger_rows(account: str, count: int, start: datetime) -> list[dict]:
