@@ -116,10 +116,11 @@ def version_or_404(request: Request, version: str) -> int:
     return int(version)
 
 
-def refuse(request: Request, service: Any, account: str, exc: TamperedFile) -> None:
-    """A published file failed its sha256: audit, alert, and answer 500 without its bytes."""
+def record_refusal(request: Request, service: Any, exc: TamperedFile) -> None:
+    """A published file failed its sha256: note it for the audit row and append an alert."""
     detail = f"sha256 mismatch: {exc.path.name} has {exc.found}, manifest says {exc.expected}"
     note(request, outcome="refused_tampered", detail=detail)
+    user = getattr(request.state, "user", None)
     append_alert(
         service.export_root,
         {
@@ -127,10 +128,15 @@ def refuse(request: Request, service: Any, account: str, exc: TamperedFile) -> N
             "path": str(exc.path),
             "expected_sha256": exc.expected,
             "found_sha256": exc.found,
-            "user": getattr(request.state, "user", None) and request.state.user.name,
+            "user": user.name if user is not None else None,
             "client": request.client.host if request.client else None,
         },
     )
+
+
+def refuse(request: Request, service: Any, account: str, exc: TamperedFile) -> None:
+    """Record the refusal, then answer 500 without the file's bytes."""
+    record_refusal(request, service, exc)
     raise HTTPException(500, "the published file failed verification and is not served")
 
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ledger_etl.ledger import queries
 from ledger_etl.service import sessions
 from ledger_etl.service.api_ledger import export_response
-from ledger_etl.service.api_statements import serve_file
+from ledger_etl.service.api_statements import record_refusal, serve_file
 from ledger_etl.service.auth import NOT_FOUND, authenticate_token, note, scoped_account
 from ledger_etl.service.exports import entry_json
 from ledger_etl.service.reading import (
@@ -134,7 +134,8 @@ def statement_page(
             return not_found_page(request)
         detail = statement_detail(service.reader, acc, label, number)
         listing = version_listing(service.reader, acc, label)
-    except TamperedFile:
+    except TamperedFile as exc:
+        record_refusal(request, service, exc)
         return render(request, "error.html", 500, message="This statement failed verification.")
     except (HTTPException, UnsafeNameError, StatementError):
         return not_found_page(request)

@@ -167,7 +167,13 @@ def test_a_tampered_file_is_refused_audited_and_alerted(own_service: Running) ->
     with own_service.client("ann") as ann:
         assert ann.get(f"/api/statements/{FIRST}/2025-06/v1").status_code == 500
         assert ann.get("/api/accounts").json()["accounts"][0]["account_id"] == FIRST
-    assert len((root / "_audit" / "alerts.jsonl").read_text().splitlines()) == 2
+    with httpx.Client(base_url=own_service.url) as browser:  # the statement page refuses too
+        form = browser.get("/signin").text
+        csrf = form.split('name="csrf" value="')[1].split('"')[0]
+        browser.post("/signin", data={"csrf": csrf, "token": own_service.tokens["ann"]})
+        page = browser.get(f"/statement?account={FIRST}&month=2025-06&version=1")
+        assert page.status_code == 500 and "9194.00" not in page.text
+    assert len((root / "_audit" / "alerts.jsonl").read_text().splitlines()) == 3
 
 
 def test_tokens_never_reach_the_logs_or_the_audit(service: Running, caplog) -> None:
