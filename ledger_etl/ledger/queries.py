@@ -125,8 +125,11 @@ def _select(flt: EntryFilter, after: tuple[datetime, str] | None, limit: int) ->
         query = query.where(e.c.transaction_type.in_(flt.types))
     if after is not None:
         at, reference = after
+        # `posted_at >= at` on its own lets the (account_id, posted_at) index start the scan at
+        # the cursor; the OR alone would make some planners read from the first row each time.
         query = query.where(
-            or_(e.c.posted_at > at, and_(e.c.posted_at == at, e.c.reference > reference))
+            e.c.posted_at >= at,
+            or_(e.c.posted_at > at, and_(e.c.posted_at == at, e.c.reference > reference)),
         )
     return query.order_by(e.c.posted_at, e.c.reference).limit(limit)
 
