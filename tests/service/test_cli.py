@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -80,8 +81,6 @@ def test_audit_reads_lists_what_was_served(service: Running) -> None:
                      "--json", "--limit", "1000")  # fmt: skip
     assert code == 0, out
     rows = [json.loads(line) for line in out.splitlines()]
-    import hashlib
-
     assert any(r["sha256"] == hashlib.sha256(body).hexdigest() for r in rows)
 
 
