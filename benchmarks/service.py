@@ -189,9 +189,16 @@ def bench_listing(db_url: str, root: Path, token: str, months: int, per_client: 
             return time.perf_counter() - started
 
     try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+            alone = []
+            for _ in range(20):  # one client at a time: the cost of one listing
+                started = time.perf_counter()
+                http.get("/api/statements").raise_for_status()
+                alone.append(time.perf_counter() - started)
         elapsed = asyncio.run(run())
     finally:
         _stop(service)
+    print(f"GET /api/statements alone: p50 {statistics.median(alone) * 1000:.1f} ms")
     timings.sort()
     p50 = statistics.median(timings) * 1000
     p99 = timings[int(len(timings) * 0.99) - 1] * 1000
