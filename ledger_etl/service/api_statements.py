@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ledger_etl.service.audit import append_alert
@@ -62,7 +62,7 @@ def statements(
     user: UserDep,
     account: Annotated[str | None, Query(max_length=64)] = None,
     month: Annotated[str | None, Query(max_length=7)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Published account-months with their versions, status, reconciliation and totals."""
     service = service_of(request)
     reader = service.reader
@@ -79,7 +79,8 @@ def statements(
         versions = reader.versions(acc, label)
         if versions:
             items.append(version_listing(reader, acc, label, versions))
-    return {"statements": items}
+    # Plain JSON already: answered as it is, without FastAPI's slower generic encoder.
+    return JSONResponse({"statements": items})
 
 
 def _detail(request: Request, user: User, account: str, month: str, version: int | None) -> Any:
