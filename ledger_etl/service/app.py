@@ -33,7 +33,7 @@ from ledger_etl.service.users import TOKEN_PREFIX
 from ledger_etl.statements.published import PublishedStatements
 
 ROUTERS = (api_statements.router, api_ledger.router, api_admin.router, pages.router)
-AUDITED_PREFIXES = ("/api/", "/files/", "/exports/", "/statement", "/ledger")
+AUDITED_PREFIXES = ("/api/", "/files/", "/exports/", "/statement", "/ledger", "/signin")
 STATIC = Path(__file__).with_name("static")
 _TOKENISH = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]*")
 

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from sqlalchemy import select
 
+from ledger_etl.ledger import schema as s
 from ledger_etl.service.users import revoke_user
 from tests.service.conftest import Running
 from tests.service.world import FIRST, SECOND, THIRD
@@ -59,6 +61,12 @@ def test_forms_refuse_a_missing_or_foreign_csrf_token(service: Running) -> None:
         assert foreign.status_code == 403 and "lrs_session" not in foreign.headers.get(
             "set-cookie", ""
         )
+    a = s.read_audit
+    with service.world.engine.connect() as conn:
+        refused = conn.execute(
+            select(a.c.status, a.c.outcome).where(a.c.path == "/signin", a.c.method == "POST")
+        ).all()
+    assert (403, "http_403") in [tuple(r) for r in refused]  # refused sign-ins are audited
     with signed_in(service, "ann") as http:
         page = http.get("/")
         assert http.post("/signout", data={}).status_code == 403
