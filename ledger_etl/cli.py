@@ -591,10 +591,11 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
         )
 
 
-# -- trading state (ledger_etl/trading/cli.py) ---------------------------------------------------
+# Commands of the other domains live with them and are registered here.
+from ledger_etl.service.cli import COMMANDS as _SERVICE_COMMANDS  # noqa: E402
 from ledger_etl.trading.cli import COMMANDS as _TRADING_COMMANDS  # noqa: E402
 
-for _command in _TRADING_COMMANDS:
+for _command in (*_TRADING_COMMANDS, *_SERVICE_COMMANDS):
     main.add_command(_command)
 
 

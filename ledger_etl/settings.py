@@ -18,6 +18,7 @@
 | TRADING_POLL_CRON | when the Dagster schedule polls positions and working orders | every 5 min |
 | TRADING_POLICY_FILE | governance policy (YAML or JSON) evaluated on every snapshot | unset |
 | TRADING_INSTRUMENT_MAP | epic -> ISIN / FIGI / TradingView mapping file | unset |
+| LEDGER_SERVICE_SECRET | signs the read service's session cookies and form tokens | random |
 
 Every environment read and write of the package is in this module, so that what a command or a
 run uses can be traced to one place.
@@ -46,6 +47,7 @@ VARIABLES = (
     "LEDGER_DATABASE_URL", "LEDGER_EXPORT_DIR", "LEDGER_CHART_OF_ACCOUNTS", "LEDGER_CLOSE_DAY",
     "LEDGER_CLOSE_HOUR", "DAGSTER_HOME", "LEDGER_ETL_KILL_AT",
     "TRADING_POLL_CRON", "TRADING_POLICY_FILE", "TRADING_INSTRUMENT_MAP",
+    "LEDGER_SERVICE_SECRET",
 )  # fmt: skip
 
 _Number = TypeVar("_Number", int, float)
@@ -210,6 +212,18 @@ def dagster_home(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     raw = (env.get("DAGSTER_HOME") or "").strip()
     return Path(raw).expanduser() if raw else project_root() / "dagster_home"
+
+
+def service_secret(env: Mapping[str, str] | None = None) -> bytes | None:
+    """`LEDGER_SERVICE_SECRET` (at least 32 characters), or None: the service then makes a random
+    one, and its sessions end when it restarts."""
+    env = os.environ if env is None else env
+    raw = (env.get("LEDGER_SERVICE_SECRET") or "").strip()
+    if not raw:
+        return None
+    if len(raw) < 32:
+        raise SettingsError("LEDGER_SERVICE_SECRET must be at least 32 characters long")
+    return raw.encode()
 
 
 def configured_variables(env: Mapping[str, str] | None = None) -> frozenset[str]:

@@ -58,6 +58,18 @@ if ! command -v soffice >/dev/null 2>&1 && ! command -v libreoffice >/dev/null 2
         || echo "run-tests: could not install LibreOffice; its tests skip here and fail in CI" >&2
 fi
 
+# The read service's browser tests drive Debian's chromium through Playwright (never a downloaded
+# browser build); they skip locally without it and fail in CI. Install it when we can.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "run-tests: installing chromium for the read service's browser tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends chromium; } >/dev/null 2>&1 \
+        || echo "run-tests: could not install chromium; browser tests skip here and fail in CI" >&2
+fi
+"$BIN/python" -c 'import playwright' 2>/dev/null \
+    || "$BIN/python" -m pip install --quiet 'playwright>=1.45' >/dev/null 2>&1 \
+    || echo "run-tests: could not install playwright; browser tests skip here and fail in CI" >&2
+
 # Slow cases (marked `slow`) run in CI and with RUN_SLOW=1; locally they are skipped by default
 # so the suite stays within about ten minutes.
 args=("$@")

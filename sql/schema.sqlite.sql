@@ -231,6 +231,25 @@ CREATE TABLE raw_transactions (
 	PRIMARY KEY (account_id, reference)
 );
 
+CREATE TABLE read_audit (
+	id INTEGER NOT NULL, 
+	at DATETIME NOT NULL, 
+	user_name VARCHAR(64), 
+	client VARCHAR(64) NOT NULL, 
+	method VARCHAR(8) NOT NULL, 
+	path TEXT NOT NULL, 
+	account_id VARCHAR(64), 
+	status INTEGER NOT NULL, 
+	outcome VARCHAR(32) NOT NULL, 
+	sha256 VARCHAR(64), 
+	detail TEXT, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_read_audit_at ON read_audit (at);
+
+CREATE INDEX ix_read_audit_user ON read_audit (user_name, at);
+
 CREATE TABLE runs (
 	run_id VARCHAR(64) NOT NULL, 
 	kind VARCHAR(32) NOT NULL, 
@@ -241,6 +260,17 @@ CREATE TABLE runs (
 	summary JSON, 
 	code_version VARCHAR(32) NOT NULL, 
 	PRIMARY KEY (run_id)
+);
+
+CREATE TABLE service_users (
+	name VARCHAR(64) NOT NULL, 
+	role VARCHAR(16) NOT NULL, 
+	accounts JSON NOT NULL, 
+	token_sha256 VARCHAR(64) NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	revoked_at DATETIME, 
+	PRIMARY KEY (name), 
+	UNIQUE (token_sha256)
 );
 
 CREATE TABLE trading_alerts (

@@ -493,3 +493,34 @@ trading_alerts = Table(
     Column("last_at", UtcDateTime(), nullable=False),
     Column("resolved_at", UtcDateTime()),
 )
+
+
+# -- read service: users, their tokens (hashes only) and the read audit ------------------------
+service_users = Table(
+    "service_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),  # finance | risk | admin
+    Column("accounts", JSON, nullable=False),  # a list of account ids, or ["*"] for all
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+)
+
+read_audit = Table(
+    "read_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("user_name", String(64)),  # None when no user was authenticated
+    Column("client", String(64), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),  # the route and its query, never a header
+    Column("account_id", String(64)),
+    Column("status", Integer, nullable=False),
+    Column("outcome", String(32), nullable=False),  # served | not_found | refused | ...
+    Column("sha256", String(64)),  # of the bytes served, when a file was served
+    Column("detail", Text),
+    Index("ix_read_audit_at", "at"),
+    Index("ix_read_audit_user", "user_name", "at"),
+)
