@@ -217,7 +217,7 @@ def database_floor(engine: Engine, result: HistoryResult, chart: ChartOfAccounts
         writer = LedgerWriter(conn, run_id)
         staged = writer._tx_tuples(_staged_transactions(result, chart, [], summary, None))
     entries = [(*t[:14], run_id, run_id) for t in staged]
-    raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_id, run_id) for t in staged]
+    raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_id) for t in staged]
     del staged
 
     committed: list[float] = []

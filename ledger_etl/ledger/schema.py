@@ -242,7 +242,6 @@ raw_transactions = Table(
     Column("window_start", UtcDateTime(), nullable=False),
     Column("window_end", UtcDateTime(), nullable=False),
     Column("first_run_id", String(64), nullable=False),
-    Column("last_run_id", String(64), nullable=False),
 )
 
 raw_activities = Table(
@@ -256,7 +255,6 @@ raw_activities = Table(
     Column("window_start", UtcDateTime(), nullable=False),
     Column("window_end", UtcDateTime(), nullable=False),
     Column("first_run_id", String(64), nullable=False),
-    Column("last_run_id", String(64), nullable=False),
 )
 
 ledger_entries = Table(
@@ -342,4 +340,17 @@ account_sources = Table(
     Column("detail", JSON, nullable=False),
     Column("first_run_id", String(64), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+# -- write path: what raw_*.last_run_id held before revision 0004 ---------------------------------
+# The last run that saw a raw row is derived from the fetch log (view `raw_last_seen`,
+# ledger/seen.py). Where the stored value said more than the fetch log can (a rebuild bumped it
+# without fetching), revision 0004 kept it here; nothing writes to this table afterwards.
+raw_seen_legacy = Table(
+    "raw_seen_legacy",
+    metadata,
+    Column("endpoint", String(32), primary_key=True),
+    Column("account_id", String(64), primary_key=True),
+    Column("row_key", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False),
 )

@@ -6,9 +6,11 @@ quarantine rows and the fetch log. A process killed anywhere before the commit l
 behind, and the fetch log (the coverage map) never claims a window whose rows are not stored.
 
 Bulk path: rows go into a temporary staging table (executemany on SQLite, COPY on PostgreSQL) and
-are merged with `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE <content changed>`, so
-re-ingesting unchanged rows writes nothing to the ledger. Writers of one account are serialized
-(SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
+are merged with `INSERT ... SELECT ... ON CONFLICT DO NOTHING` plus an `UPDATE ... FROM` of the
+rows whose content hash differs, so re-ingesting unchanged rows writes no ledger or raw row: the
+run and fetch-log records it adds say which run saw them (`ledger.seen`). Writers of one account
+are serialized (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per
+account).
 """
 
 from __future__ import annotations
@@ -274,38 +276,56 @@ class LedgerWriter:
         return list(changed)
 
     def _upsert_transactions(self, counts: WriteCounts, size: int, changed: list[Any]) -> None:
+        """Insert new rows and rewrite changed ones; an unchanged row is not written at all.
+
+        New rows go in with `ON CONFLICT DO NOTHING` and changed rows are rewritten by a
+        separate `UPDATE ... FROM` that matches only differing hashes: an `ON CONFLICT DO UPDATE
+        ... WHERE` whose condition fails still locks (so writes) every conflicting row on
+        PostgreSQL. Which run last saw a raw row is the fetch log's to say (`ledger.seen`).
+        """
         stage = "temp.stage_tx" if self.dialect == "sqlite" else "stage_tx"
         columns = ", ".join(_LEDGER_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _LEDGER_COLUMNS[2:])
-        # The upsert touches new rows and changed rows only: what it reports beyond the changed
-        # rows found above is the number of new ones (no separate count over the stage).
-        written = self.conn.execute(
+        if changed:
+            sets = ", ".join(f"{c} = st.{c}" for c in _LEDGER_COLUMNS[2:])
+            self.conn.execute(
+                text(
+                    f"UPDATE ledger_entries SET {sets}, last_run_id = :run FROM {stage} AS st "
+                    "WHERE ledger_entries.account_id = st.account_id "
+                    "AND ledger_entries.reference = st.reference "
+                    "AND ledger_entries.row_sha256 <> st.row_sha256"
+                ),
+                {"run": self.run_id},
+            )
+        inserted = self.conn.execute(
             text(
                 f"INSERT INTO ledger_entries ({columns}, first_run_id, last_run_id) "
                 f"SELECT {columns}, :run, :run FROM {stage} WHERE true "
-                "ON CONFLICT (account_id, reference) DO UPDATE SET "
-                f"{updates}, last_run_id = excluded.last_run_id "
-                "WHERE ledger_entries.row_sha256 <> excluded.row_sha256"
+                "ON CONFLICT (account_id, reference) DO NOTHING"
             ),
             {"run": self.run_id},
         ).rowcount
-        inserted = written - len(changed)
         counts.inserted += inserted
         counts.changed += len(changed)
         counts.unchanged += size - inserted - len(changed)
         counts.history.extend(row["reference"] for row in changed)
+        if inserted < size:  # some staged rows are stored already: rewrite those whose raw differs
+            self.conn.execute(
+                text(
+                    "UPDATE raw_transactions SET raw = st.raw, row_sha256 = st.raw_sha256, "
+                    "date_utc = st.posted_at, window_start = st.window_start, "
+                    f"window_end = st.window_end FROM {stage} AS st "
+                    "WHERE raw_transactions.account_id = st.account_id "
+                    "AND raw_transactions.reference = st.reference "
+                    "AND raw_transactions.row_sha256 <> st.raw_sha256"
+                )
+            )
         self.conn.execute(
             text(
                 "INSERT INTO raw_transactions (account_id, reference, raw, row_sha256, date_utc, "
-                "window_start, window_end, first_run_id, last_run_id) "
+                "window_start, window_end, first_run_id) "
                 "SELECT account_id, reference, raw, raw_sha256, posted_at, window_start, "
-                f"window_end, :run, :run FROM {stage} WHERE true "
-                "ON CONFLICT (account_id, reference) DO UPDATE SET raw = excluded.raw, "
-                "row_sha256 = excluded.row_sha256, date_utc = excluded.date_utc, "
-                "window_start = excluded.window_start, window_end = excluded.window_end, "
-                "last_run_id = excluded.last_run_id "
-                "WHERE raw_transactions.last_run_id <> excluded.last_run_id "
-                "OR raw_transactions.row_sha256 <> excluded.row_sha256"
+                f"window_end, :run FROM {stage} WHERE true "
+                "ON CONFLICT (account_id, reference) DO NOTHING"
             ),
             {"run": self.run_id},
         )
@@ -317,28 +337,22 @@ class LedgerWriter:
             return counts
         self._stage("stage_act", ACT_STAGE_COLUMNS, self._act_tuples(staged))
         stage = "temp.stage_act" if self.dialect == "sqlite" else "stage_act"
-        counts.inserted = self.conn.exec_driver_sql(
-            f"SELECT count(*) FROM {stage} st WHERE NOT EXISTS (SELECT 1 FROM activities a "
-            "WHERE a.account_id = st.account_id AND a.activity_key = st.activity_key)"
-        ).scalar_one()
-        counts.unchanged = len(staged) - counts.inserted
         columns = ", ".join(_ACTIVITY_COLUMNS)
-        self.conn.execute(
+        counts.inserted = self.conn.execute(
             text(
                 f"INSERT INTO activities ({columns}, first_run_id) SELECT {columns}, :run "
                 f"FROM {stage} WHERE true ON CONFLICT (account_id, activity_key) DO NOTHING"
             ),
             {"run": self.run_id},
-        )
+        ).rowcount
+        counts.unchanged = len(staged) - counts.inserted
         self.conn.execute(
             text(
                 "INSERT INTO raw_activities (account_id, activity_key, occurrence, raw, date_utc, "
-                "window_start, window_end, first_run_id, last_run_id) "
+                "window_start, window_end, first_run_id) "
                 "SELECT account_id, activity_key, occurrence, raw, occurred_at, window_start, "
-                f"window_end, :run, :run FROM {stage} WHERE true "
-                "ON CONFLICT (account_id, activity_key) DO UPDATE SET "
-                "last_run_id = excluded.last_run_id "
-                "WHERE raw_activities.last_run_id <> excluded.last_run_id"
+                f"window_end, :run FROM {stage} WHERE true "
+                "ON CONFLICT (account_id, activity_key) DO NOTHING"
             ),
             {"run": self.run_id},
         )
