@@ -223,7 +223,7 @@ fetch_log = Table(
     Column("max_ts", UtcDateTime()),
     Column("duration_s", Float, nullable=False),
     Column("ids", JSON, nullable=False),
-    Column("outcome", String(16), nullable=False),  # complete | split | failed
+    Column("outcome", String(16), nullable=False),  # complete | split | failed | retried
     Column("error", Text),
     Column("parent_start", UtcDateTime()),
     Column("parent_end", UtcDateTime()),
