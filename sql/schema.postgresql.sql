@@ -83,6 +83,12 @@ CREATE TABLE ledger_entries (
 
 CREATE INDEX ix_ledger_entries_account_time ON ledger_entries (account_id, posted_at);
 
+CREATE TABLE normalization_marks (
+	account_id VARCHAR(64) NOT NULL, 
+	fingerprint VARCHAR(64), 
+	PRIMARY KEY (account_id)
+);
+
 CREATE TABLE quarantine (
 	id SERIAL NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 
@@ -122,7 +128,7 @@ CREATE TABLE raw_transactions (
 	account_id VARCHAR(64) NOT NULL, 
 	reference VARCHAR(64) NOT NULL, 
 	raw TEXT NOT NULL, 
-	row_sha256 VARCHAR(64) NOT NULL, 
+	row_sha256 BYTEA NOT NULL, 
 	date_utc TIMESTAMP WITH TIME ZONE NOT NULL, 
 	window_start TIMESTAMP WITH TIME ZONE NOT NULL, 
 	window_end TIMESTAMP WITH TIME ZONE NOT NULL, 

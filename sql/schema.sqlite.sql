@@ -83,6 +83,12 @@ CREATE TABLE ledger_entries (
 
 CREATE INDEX ix_ledger_entries_account_time ON ledger_entries (account_id, posted_at);
 
+CREATE TABLE normalization_marks (
+	account_id VARCHAR(64) NOT NULL, 
+	fingerprint VARCHAR(64), 
+	PRIMARY KEY (account_id)
+);
+
 CREATE TABLE quarantine (
 	id INTEGER NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 
@@ -122,7 +128,7 @@ CREATE TABLE raw_transactions (
 	account_id VARCHAR(64) NOT NULL, 
 	reference VARCHAR(64) NOT NULL, 
 	raw TEXT NOT NULL, 
-	row_sha256 VARCHAR(64) NOT NULL, 
+	row_sha256 BLOB NOT NULL, 
 	date_utc DATETIME NOT NULL, 
 	window_start DATETIME NOT NULL, 
 	window_end DATETIME NOT NULL, 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -237,7 +238,7 @@ raw_transactions = Table(
     Column("account_id", String(64), primary_key=True),
     Column("reference", String(64), primary_key=True),
     Column("raw", Text, nullable=False),  # the row's JSON exactly as received
-    Column("row_sha256", String(64), nullable=False),
+    Column("row_sha256", LargeBinary(32), nullable=False),  # sha256 of `raw`, 32 bytes
     Column("date_utc", UtcDateTime(), nullable=False),
     Column("window_start", UtcDateTime(), nullable=False),
     Column("window_end", UtcDateTime(), nullable=False),
@@ -353,4 +354,13 @@ raw_seen_legacy = Table(
     Column("account_id", String(64), primary_key=True),
     Column("row_key", String(64), primary_key=True),
     Column("run_id", String(64), nullable=False),
+)
+
+# What the account's stored ledger rows were normalized with (ledger/marks.py): a fingerprint
+# of chart, currency and normalization code, NULL when its rows were made with several.
+normalization_marks = Table(
+    "normalization_marks",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("fingerprint", String(64)),
 )

@@ -139,7 +139,7 @@ def test_the_write_audit_sees_a_changed_row(
         conn.execute(
             s.raw_transactions.update()
             .where(s.raw_transactions.c.reference == key)
-            .values(raw="{}", row_sha256="0" * 64)
+            .values(raw="{}", row_sha256=bytes(32))
         )
     assert sync(small_sim, ledger_engine, start, end).ok
     assert audited(ledger_engine) == {("raw_transactions", "UPDATE"): 2}  # by hand, then by sync
@@ -185,9 +185,10 @@ def test_revision_0004_keeps_the_last_run_that_saw_each_raw_row(ledger_engine: E
                 text(
                     "INSERT INTO raw_transactions (account_id, reference, raw, row_sha256, "
                     "date_utc, window_start, window_end, first_run_id, last_run_id) VALUES "
-                    "('A1', :ref, '{}', 'x', :at, :start, :end, :first, :last)"
+                    "('A1', :ref, '{}', :digest, :at, :start, :end, :first, :last)"
                 ).bindparams(*(bindparam(n, type_=s.UtcDateTime()) for n in times)),
-                {"ref": ref, "at": day + timedelta(hours=12), "start": day,
+                {"ref": ref, "digest": ref.encode().hex() * 16, "at": day + timedelta(hours=12),
+                 "start": day,
                  "end": day + timedelta(days=1), "first": runs[0], "last": last},
             )  # fmt: skip
     upgrade(ledger_engine)
@@ -196,3 +197,71 @@ def test_revision_0004_keeps_the_last_run_that_saw_each_raw_row(ledger_engine: E
         legacy = conn.execute(select(s.raw_seen_legacy.c.row_key)).scalars().all()
     assert seen == {"R1": runs[1], "R2": runs[2], "R3": runs[0]}
     assert legacy == ["R2"]  # only what the fetch log cannot say is kept aside
+    with ledger_engine.connect() as conn:
+        digests = dict(conn.execute(select(s.raw_transactions.c.reference,
+                                           s.raw_transactions.c.row_sha256)).all())  # fmt: skip
+    assert digests == {r: bytes.fromhex(r.encode().hex() * 16) for r in ("R1", "R2", "R3")}
+
+
+def test_a_chart_change_is_not_skipped_as_unchanged_rows(
+    small_sim: SimulatorServer, ledger_engine: Engine
+) -> None:
+    """Rows whose raw JSON is stored unchanged are skipped only while the chart, currency and
+    normalization they were made with still hold (`ledger.marks`); after a chart change the
+    re-sync normalizes them again and keeps the previous versions."""
+    from ledger_etl.ledger.chart import DEFAULT_ACCOUNTS, DEFAULT_TYPES, ChartOfAccounts
+
+    start, end = datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 6, 9, tzinfo=UTC)
+    assert sync(small_sim, ledger_engine, start, end).ok
+    with ledger_engine.connect() as conn:
+        kinds = set(conn.execute(select(s.ledger_entries.c.transaction_type)).scalars())
+        marks = set(conn.execute(select(s.normalization_marks.c.fingerprint)).scalars())
+    assert None not in marks and count(ledger_engine, s.normalization_marks) == 2
+    moved = sorted(kinds)[0]
+    chart = ChartOfAccounts(
+        types={**DEFAULT_TYPES, moved: "9999"}, accounts={**DEFAULT_ACCOUNTS, "9999": "Moved"}
+    )
+    again = sync(small_sim, ledger_engine, start, end, chart=chart)
+    changed = sum(e.changed for a in again.accounts for e in a.endpoints.values())
+    with ledger_engine.connect() as conn:
+        moved_rows = conn.execute(
+            select(func.count()).where(s.ledger_entries.c.ledger_account == "9999")
+        ).scalar_one()
+        marks = set(conn.execute(select(s.normalization_marks.c.fingerprint)).scalars())
+    assert changed == moved_rows > 0 and count(ledger_engine, s.entry_history) == changed
+    assert None in marks  # an account with rows of two charts: its rows take the full path
+    third = sync(small_sim, ledger_engine, start, end, chart=chart)
+    assert sum(e.changed + e.inserted for a in third.accounts for e in a.endpoints.values()) == 0
+
+
+def test_revision_0004_downgrades_and_upgrades_without_loss(
+    small_sim: SimulatorServer, ledger_engine: Engine
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from ledger_etl.ledger.db import MIGRATIONS, upgrade
+
+    start, end = datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 6, 5, tzinfo=UTC)
+    assert sync(small_sim, ledger_engine, start, end).ok
+    assert sync(small_sim, ledger_engine, start, end).ok
+
+    def state() -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+        with ledger_engine.connect() as conn:
+            account = account_ids(small_sim)[0]
+            seen = last_seen_runs(conn, account, "transactions", start, end)
+            r = s.raw_transactions
+            digests = conn.execute(select(r.c.reference, r.c.row_sha256).order_by(r.c.reference))
+            return seen, [tuple(row) for row in digests]
+
+    before = state()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with ledger_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+    with ledger_engine.connect() as conn:
+        hexes = conn.exec_driver_sql("SELECT row_sha256, last_run_id FROM raw_transactions").all()
+    assert hexes and all(len(h) == 64 and run for h, run in hexes)
+    upgrade(ledger_engine)
+    assert state() == before

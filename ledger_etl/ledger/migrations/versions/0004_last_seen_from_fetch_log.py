@@ -8,9 +8,15 @@ every run that read it, even when nothing changed. From this revision the view `
 (ledger/seen.py) derives it from the fetch log. Nothing is lost: where a stored value is newer
 than what the fetch log says (a rebuild bumped it without fetching), it is kept in
 `raw_seen_legacy`, which the view reads too. The downgrade writes the view's values back.
+
+`raw_transactions.row_sha256` becomes the digest's 32 bytes instead of 64 hex characters.
+`normalization_marks` (ledger/marks.py) lets a re-ingest skip rows whose raw JSON is the stored
+one; existing accounts start without a mark (every row takes the full path, as before).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -39,6 +45,12 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("endpoint", "account_id", "row_key"),
     )
+    op.create_table(
+        "normalization_marks",
+        sa.Column("account_id", sa.String(length=64), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("account_id"),
+    )
     bind.exec_driver_sql(view_sql(bind.dialect.name))
     for endpoint, table, key in RAW_TABLES:
         # Constants above, never input.
@@ -53,7 +65,42 @@ def upgrade() -> None:
     for _, table, _ in RAW_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("last_run_id")
+    _retype_raw_digest(to_bytes=True)
     bind.exec_driver_sql(view_sql(bind.dialect.name))
+
+
+def _retype_raw_digest(*, to_bytes: bool) -> None:
+    """raw_transactions.row_sha256 between 64 hex characters and its 32 bytes (what was stored
+    is converted, never recomputed; a value that is not hex becomes 32 zero bytes, which matches
+    no row, so the next fetch of that row rewrites it)."""
+    bind = op.get_bind()
+    text, binary = sa.String(length=64), sa.LargeBinary(length=32)
+    convert: Any = bytes.fromhex if to_bytes else bytes.hex
+    rows = bind.exec_driver_sql(
+        "SELECT account_id, reference, row_sha256 FROM raw_transactions"
+    ).all()
+    with op.batch_alter_table("raw_transactions") as batch:
+        batch.alter_column(
+            "row_sha256", type_=binary if to_bytes else text,
+            existing_type=text if to_bytes else binary, existing_nullable=False,
+            postgresql_using="decode(row_sha256, 'hex')" if to_bytes
+            else "encode(row_sha256, 'hex')",
+        )  # fmt: skip
+    if bind.dialect.name == "postgresql":
+        return  # converted in place by the USING clause
+    updates = []
+    for account_id, reference, value in rows:
+        try:
+            updates.append((convert(value), account_id, reference))
+        except (TypeError, ValueError):
+            updates.append((bytes(32), account_id, reference))
+    if updates:
+        cursor = bind.connection.driver_connection.cursor()
+        cursor.executemany(
+            "UPDATE raw_transactions SET row_sha256 = ? WHERE account_id = ? AND reference = ?",
+            updates,
+        )
+        cursor.close()
 
 
 def downgrade() -> None:
@@ -63,6 +110,7 @@ def downgrade() -> None:
         f"last_run_id FROM {VIEW}"
     )
     bind.exec_driver_sql(f"DROP VIEW {VIEW}")
+    _retype_raw_digest(to_bytes=False)
     for endpoint, table, key in RAW_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("last_run_id", sa.String(length=64), nullable=True))
@@ -75,3 +123,4 @@ def downgrade() -> None:
             batch.alter_column("last_run_id", existing_type=sa.String(length=64), nullable=False)
     bind.exec_driver_sql("DROP TABLE seen_before_downgrade")
     op.drop_table("raw_seen_legacy")
+    op.drop_table("normalization_marks")
