@@ -6,11 +6,12 @@ quarantine rows and the fetch log. A process killed anywhere before the commit l
 behind, and the fetch log (the coverage map) never claims a window whose rows are not stored.
 
 Bulk path: rows go into a temporary staging table (executemany on SQLite, COPY on PostgreSQL) and
-are merged with `INSERT ... SELECT ... ON CONFLICT DO NOTHING` plus an `UPDATE ... FROM` of the
-rows whose content hash differs, so re-ingesting unchanged rows writes no ledger or raw row: the
-run and fetch-log records it adds say which run saw them (`ledger.seen`). Writers of one account
-are serialized (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per
-account).
+are merged so that only new rows and rows whose content hash differs are written (see
+`_upsert_transactions`): re-ingesting unchanged rows writes no ledger or raw row, and the run and
+fetch-log records it adds say which run saw them (`ledger.seen`). Rows stored unchanged are
+usually skipped before they get here (`ledger.marks`), and an account's first rows bypass the
+stage (`write_transactions(fresh=True)`). Writers of one account are serialized (SQLite: BEGIN
+IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
 """
 
 from __future__ import annotations
