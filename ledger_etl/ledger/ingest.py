@@ -92,8 +92,8 @@ def start_run(engine: Engine, kind: str, params: dict[str, Any]) -> str:
 
 def finish_run(engine: Engine, run_id: str, status: str, summary: dict[str, Any]) -> float:
     """Record the run's end, then checkpoint SQLite's WAL (the ingests deferred it); returns the
-    checkpoint's seconds."""
-    with engine.begin() as conn:
+    checkpoint's seconds (the run record's own commit must not checkpoint first)."""
+    with engine.connect() as conn, checkpoint_deferred(conn), conn.begin():
         conn.execute(update(s.runs).where(s.runs.c.run_id == run_id).values(
             finished_at=datetime.now(UTC), status=status,
             summary=json.loads(json.dumps(summary, default=str)),
