@@ -130,6 +130,12 @@ CREATE TABLE market_quotes (
 	PRIMARY KEY (epic, observed_at)
 );
 
+CREATE TABLE normalization_marks (
+	account_id VARCHAR(64) NOT NULL, 
+	fingerprint VARCHAR(64), 
+	PRIMARY KEY (account_id)
+);
+
 CREATE TABLE order_snapshots (
 	id INTEGER NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 
@@ -214,20 +220,26 @@ CREATE TABLE raw_activities (
 	window_start DATETIME NOT NULL, 
 	window_end DATETIME NOT NULL, 
 	first_run_id VARCHAR(64) NOT NULL, 
-	last_run_id VARCHAR(64) NOT NULL, 
 	PRIMARY KEY (account_id, activity_key)
+);
+
+CREATE TABLE raw_seen_legacy (
+	endpoint VARCHAR(32) NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	row_key VARCHAR(64) NOT NULL, 
+	run_id VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (endpoint, account_id, row_key)
 );
 
 CREATE TABLE raw_transactions (
 	account_id VARCHAR(64) NOT NULL, 
 	reference VARCHAR(64) NOT NULL, 
 	raw TEXT NOT NULL, 
-	row_sha256 VARCHAR(64) NOT NULL, 
+	row_sha256 BLOB NOT NULL, 
 	date_utc DATETIME NOT NULL, 
 	window_start DATETIME NOT NULL, 
 	window_end DATETIME NOT NULL, 
 	first_run_id VARCHAR(64) NOT NULL, 
-	last_run_id VARCHAR(64) NOT NULL, 
 	PRIMARY KEY (account_id, reference)
 );
 
@@ -366,3 +378,13 @@ CREATE TABLE fetch_log (
 );
 
 CREATE INDEX ix_fetch_log_coverage ON fetch_log (account_id, endpoint, window_start, window_end);
+
+CREATE VIEW raw_last_seen AS
+SELECT x.endpoint, x.account_id, x.row_key, x.date_utc, x.first_run_id,
+  CASE WHEN COALESCE(l.run_id, x.first_run_id) > COALESCE(x.fetched_run_id, x.first_run_id) THEN COALESCE(l.run_id, x.first_run_id) ELSE COALESCE(x.fetched_run_id, x.first_run_id) END AS last_run_id
+FROM (
+  SELECT 'transactions' AS endpoint, r.account_id AS account_id, r.reference AS row_key, r.date_utc AS date_utc, r.first_run_id AS first_run_id, (SELECT f.run_id FROM fetch_log AS f WHERE f.account_id = r.account_id AND f.endpoint = 'transactions' AND f.outcome = 'complete' AND f.window_start >= datetime(r.date_utc, '-1 day') AND f.window_start <= r.date_utc AND f.window_end >= r.date_utc AND EXISTS (SELECT 1 FROM json_each(f.ids) AS j WHERE j.value = r.reference) ORDER BY f.id DESC LIMIT 1) AS fetched_run_id FROM raw_transactions AS r
+  UNION ALL
+  SELECT 'activity' AS endpoint, r.account_id AS account_id, r.activity_key AS row_key, r.date_utc AS date_utc, r.first_run_id AS first_run_id, (SELECT f.run_id FROM fetch_log AS f WHERE f.account_id = r.account_id AND f.endpoint = 'activity' AND f.outcome = 'complete' AND f.window_start >= datetime(r.date_utc, '-1 day') AND f.window_start <= r.date_utc AND f.window_end >= r.date_utc ORDER BY f.id DESC LIMIT 1) AS fetched_run_id FROM raw_activities AS r
+) AS x
+LEFT JOIN raw_seen_legacy AS l ON l.endpoint = x.endpoint AND l.account_id = x.account_id AND l.row_key = x.row_key;

@@ -28,12 +28,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import AuthenticationError, CapitalError, MalformedResponseError, WindowSplitError
+from .errors import (
+    AuthenticationError,
+    CapitalError,
+    MalformedResponseError,
+    RateLimitedError,
+    TransientError,
+    WindowSplitError,
+)
 from .models import (
     Activity,
     RowProblem,
@@ -49,6 +56,9 @@ if TYPE_CHECKING:
     from .client import CapitalClient
 
 COMPLETE, SPLIT, FAILED = "complete", "split", "failed"
+# A window that failed transiently and was fetched once more after all the others: the record of
+# its first try keeps its error and attempts, and the second try has a record of its own.
+RETRIED = "retried"
 PROBE = timedelta(seconds=1)
 Row = Transaction | Activity
 
@@ -118,9 +128,10 @@ class FetchRecord:
     max_ts: datetime | None
     duration_s: float
     ids: tuple[str, ...]  # distinct references (transactions) or dealIds (activity) kept
-    outcome: str  # COMPLETE | SPLIT | FAILED
+    outcome: str  # COMPLETE | SPLIT | FAILED | RETRIED
     error: str | None = None
     parent: Window | None = None  # the window this one was split from
+    transient: bool = False  # failed on errors a later try may not meet (5xx, 429, timeouts)
     rows: tuple[Row, ...] = field(default=(), repr=False)
     keys: tuple[tuple[Any, ...], ...] = field(default=(), repr=False)  # natural key per row
     problems: tuple[RowProblem, ...] = field(default=(), repr=False)
@@ -160,6 +171,12 @@ def _sortable(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
 
 def _canonical(row: Any) -> str:
     return json.dumps(row, sort_keys=True, default=str)
+
+
+# What the client gives up on after its attempts but a later request may well get through: an
+# overloaded or restarting server (5xx, timeouts, dropped connections), a rate limit, or a body
+# cut short or replaced by a proxy's page. A 4xx or a window too dense to split is not retried.
+TRANSIENT_ERRORS = (TransientError, RateLimitedError, MalformedResponseError)
 
 
 def _describe_error(error: Exception) -> str:
@@ -227,6 +244,7 @@ def fetch_window(
             attempts=getattr(error, "attempts", 1), relogins=0, row_count=0, body_sha256=None,
             min_ts=None, max_ts=None, duration_s=time.monotonic() - started, ids=(),
             outcome=FAILED, error=_describe_error(error),
+            transient=isinstance(error, TRANSIENT_ERRORS),
         )  # fmt: skip
     texts = array_item_texts(response.raw, spec.key)
     if texts is None or len(texts) != len(items):
@@ -279,7 +297,9 @@ def fetch_history(
     """Fetch `[start, end)` of one account in windows, concurrently; failures become records.
 
     `on_window` is called from the calling thread with every record as it is produced.
-    Only an `AuthenticationError` aborts the fetch.
+    Only an `AuthenticationError` aborts the fetch. A window that failed transiently after its
+    attempts (a burst of 5xx or 429, a stall) is fetched once more after every other window has
+    been tried: its first record becomes RETRIED, and the second try's record counts.
     """
     requested = Window(start, end)
     workers = max_workers or default_workers(client.rate_limit)
@@ -303,6 +323,7 @@ def fetch_history(
         if edge_probe:
             planned.append(Window(requested.start - PROBE, requested.start + PROBE))
         pending = {submit(w, None) for w in planned}
+        second_pass = True
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -313,10 +334,26 @@ def fetch_history(
                         on_window(record)
                     if record.outcome == SPLIT:
                         pending |= {submit(half, record.window) for half in bisect(record.window)}
+                if not pending and second_pass:
+                    # Every window has been tried: fetch each one that failed transiently once
+                    # more, after the burst that made it fail has had time to pass.
+                    second_pass = False
+                    records, again = _mark_retried(records)
+                    pending = {submit(r.window, r.parent) for r in again}
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return assemble(spec, account_id, requested, records)
+
+
+def _mark_retried(records: list[FetchRecord]) -> tuple[list[FetchRecord], list[FetchRecord]]:
+    """The records with each transient failure marked RETRIED, and those failures."""
+    again = [r for r in records if r.outcome == FAILED and r.transient]
+    if not again:
+        return records, []
+    marked = [replace(r, outcome=RETRIED) if r.outcome == FAILED and r.transient else r
+              for r in records]  # fmt: skip
+    return marked, again
 
 
 def assemble(

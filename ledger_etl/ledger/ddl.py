@@ -6,6 +6,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ledger_etl.ledger.schema import metadata
+from ledger_etl.ledger.seen import view_sql
 
 DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}
 
@@ -21,4 +22,6 @@ def render_ddl(dialect_name: str) -> str:
         parts.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";\n")
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";\n")
+    # Views after the tables they read (ledger/seen.py says why each exists).
+    parts.append(view_sql(dialect_name) + ";\n")
     return "\n".join(parts)

@@ -17,8 +17,10 @@ from ledger_etl import __version__
 from ledger_etl.capital.history import HistoryResult
 from ledger_etl.capital.models import Account, Activity, Transaction, dump_row
 from ledger_etl.intervals import Window
+from ledger_etl.ledger import marks
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.chart import ChartOfAccounts
+from ledger_etl.ledger.db import checkpoint_deferred, checkpoint_wal
 from ledger_etl.ledger.faultpoints import checkpoint
 from ledger_etl.ledger.normalize import (
     Rejected,
@@ -88,12 +90,15 @@ def start_run(engine: Engine, kind: str, params: dict[str, Any]) -> str:
     return run_id
 
 
-def finish_run(engine: Engine, run_id: str, status: str, summary: dict[str, Any]) -> None:
-    with engine.begin() as conn:
+def finish_run(engine: Engine, run_id: str, status: str, summary: dict[str, Any]) -> float:
+    """Record the run's end, then checkpoint SQLite's WAL (the ingests deferred it); returns the
+    checkpoint's seconds (the run record's own commit must not checkpoint first)."""
+    with engine.connect() as conn, checkpoint_deferred(conn), conn.begin():
         conn.execute(update(s.runs).where(s.runs.c.run_id == run_id).values(
             finished_at=datetime.now(UTC), status=status,
             summary=json.loads(json.dumps(summary, default=str)),
         ))  # fmt: skip
+    return checkpoint_wal(engine)
 
 
 def record_accounts(
@@ -170,11 +175,15 @@ def _staged_transactions(
     quarantined: list[QuarantineRow],
     summary: IngestSummary,
     currency: str | None,
+    skip: set[int] | frozenset[int] = frozenset(),
 ) -> Iterator[StagedTransaction]:
-    """The range's transactions, normalized; rows that cannot enter the ledger are quarantined."""
+    """The range's transactions, normalized; rows that cannot enter the ledger are quarantined.
+    Rows at the indexes in `skip` (stored unchanged, see `ledger.marks`) are left out."""
     account_id, endpoint = result.account_id, result.endpoint
-    for row, raw, window in zip(result.rows, result.raws, result.windows, strict=True):
-        if not isinstance(row, Transaction):
+    for index, (row, raw, window) in enumerate(
+        zip(result.rows, result.raws, result.windows, strict=True)
+    ):
+        if not isinstance(row, Transaction) or index in skip:
             continue
         normalized = normalize_transaction(account_id, row, chart, currency)
         if isinstance(normalized, Rejected):
@@ -186,6 +195,40 @@ def _staged_transactions(
             continue
         summary.flagged += bool(normalized.flags)
         yield StagedTransaction(normalized, raw, window.start, window.end)
+
+
+def _write_transactions(
+    conn: Connection,
+    writer: LedgerWriter,
+    result: HistoryResult,
+    chart: ChartOfAccounts,
+    quarantined: list[QuarantineRow],
+    summary: IngestSummary,
+) -> WriteCounts:
+    """Store the range's transactions, skipping rows stored unchanged when the account's mark
+    allows it (`ledger.marks`); the rest is normalized lazily, one batch prepared while the
+    writer merges the previous one."""
+    account_id = result.account_id
+    currency = account_currency(conn, account_id)
+    current = marks.fingerprint(chart, currency)
+    mark = marks.read_mark(conn, account_id)
+    first = not marks.has_rows(conn, account_id)
+    skip: set[int] = set()
+    flagged = 0
+    if mark == current:
+        skip, flagged = marks.unchanged_rows(conn, account_id, [
+            (i, row.reference, raw, row.date_utc)
+            for i, (row, raw) in enumerate(zip(result.rows, result.raws, strict=True))
+            if isinstance(row, Transaction)
+        ])  # fmt: skip
+    counts = writer.write_transactions(
+        _staged_transactions(result, chart, quarantined, summary, currency, skip), fresh=first
+    )
+    counts.unchanged += len(skip)
+    summary.flagged += flagged
+    wrote = counts.inserted + counts.changed > 0
+    marks.after_write(conn, account_id, mark, current, first=first, wrote=wrote)
+    return counts
 
 
 def ingest_history(
@@ -229,16 +272,12 @@ def ingest_history(
                 )
             )
     checkpoint("after_fetch")
-    with engine.begin() as conn:
+    with engine.connect() as conn, checkpoint_deferred(conn), conn.begin():
         writer = LedgerWriter(conn, run_id)
         writer.lock_account(result.account_id)
         counts = WriteCounts()
         if has_transactions:
-            # Normalized lazily: the writer prepares one batch while it merges the previous one.
-            currency = account_currency(conn, result.account_id)
-            counts = writer.write_transactions(
-                _staged_transactions(result, chart, quarantined, summary, currency)
-            )
+            counts = _write_transactions(conn, writer, result, chart, quarantined, summary)
         if counts.inserted + counts.changed + counts.unchanged == 0:
             counts = writer.write_activities(staged_act)
         checkpoint("mid_upsert")

@@ -19,8 +19,9 @@ from ledger_etl.provenance import BUNDLED_URL, DataSource
 
 # Every table holding an account's rows, children before parents.
 ACCOUNT_TABLES = (
-    s.entry_history, s.quarantine, s.activities, s.ledger_entries, s.raw_activities,
-    s.raw_transactions, s.fetch_log, s.balance_observations, s.account_sources, s.accounts,
+    s.normalization_marks, s.entry_history, s.quarantine, s.activities, s.ledger_entries,
+    s.raw_activities, s.raw_seen_legacy, s.raw_transactions, s.fetch_log, s.balance_observations,
+    s.account_sources, s.accounts,
 )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, and_, func, select
 
 from ledger_etl.capital.models import Transaction, parse_transaction
+from ledger_etl.ledger import marks
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.chart import ChartOfAccounts
 from ledger_etl.ledger.ingest import account_currency
@@ -81,6 +82,14 @@ def renormalize(
         writer.lock_account(account_id)
         counts = writer.write_transactions(staged)
         quarantined = writer.quarantine(rejected)
+        # The account's normalization mark (ledger.marks) says what its rows were made with.
+        current = marks.fingerprint(chart, currency)
+        if marks.covers_account(conn, account_id, start, end):
+            marks.set_mark(conn, account_id, current)
+        else:
+            mark = marks.read_mark(conn, account_id)
+            wrote = counts.inserted + counts.changed > 0
+            marks.after_write(conn, account_id, mark, current, first=False, wrote=wrote)
     return summarize(
         engine, account_id, start, end, changed=counts.changed, quarantined=quarantined
     )

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -223,7 +224,7 @@ fetch_log = Table(
     Column("max_ts", UtcDateTime()),
     Column("duration_s", Float, nullable=False),
     Column("ids", JSON, nullable=False),
-    Column("outcome", String(16), nullable=False),  # complete | split | failed
+    Column("outcome", String(16), nullable=False),  # complete | split | failed | retried
     Column("error", Text),
     Column("parent_start", UtcDateTime()),
     Column("parent_end", UtcDateTime()),
@@ -237,12 +238,11 @@ raw_transactions = Table(
     Column("account_id", String(64), primary_key=True),
     Column("reference", String(64), primary_key=True),
     Column("raw", Text, nullable=False),  # the row's JSON exactly as received
-    Column("row_sha256", String(64), nullable=False),
+    Column("row_sha256", LargeBinary(32), nullable=False),  # sha256 of `raw`, 32 bytes
     Column("date_utc", UtcDateTime(), nullable=False),
     Column("window_start", UtcDateTime(), nullable=False),
     Column("window_end", UtcDateTime(), nullable=False),
     Column("first_run_id", String(64), nullable=False),
-    Column("last_run_id", String(64), nullable=False),
 )
 
 raw_activities = Table(
@@ -256,7 +256,6 @@ raw_activities = Table(
     Column("window_start", UtcDateTime(), nullable=False),
     Column("window_end", UtcDateTime(), nullable=False),
     Column("first_run_id", String(64), nullable=False),
-    Column("last_run_id", String(64), nullable=False),
 )
 
 ledger_entries = Table(
@@ -343,6 +342,29 @@ account_sources = Table(
     Column("first_run_id", String(64), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
 )
+
+# -- write path: what raw_*.last_run_id held before revision 0004 ---------------------------------
+# The last run that saw a raw row is derived from the fetch log (view `raw_last_seen`,
+# ledger/seen.py). Where the stored value said more than the fetch log can (a rebuild bumped it
+# without fetching), revision 0004 kept it here; nothing writes to this table afterwards.
+raw_seen_legacy = Table(
+    "raw_seen_legacy",
+    metadata,
+    Column("endpoint", String(32), primary_key=True),
+    Column("account_id", String(64), primary_key=True),
+    Column("row_key", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+)
+
+# What the account's stored ledger rows were normalized with (ledger/marks.py): a fingerprint
+# of chart, currency and normalization code, NULL when its rows were made with several.
+normalization_marks = Table(
+    "normalization_marks",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("fingerprint", String(64)),
+)
+
 
 # -- trading state (ledger_etl/trading): instrument master, bitemporal snapshots, lifecycles ----
 # Snapshot rows carry the broker's own timestamps (created_at, good_till) beside the span of

@@ -6,9 +6,12 @@ quarantine rows and the fetch log. A process killed anywhere before the commit l
 behind, and the fetch log (the coverage map) never claims a window whose rows are not stored.
 
 Bulk path: rows go into a temporary staging table (executemany on SQLite, COPY on PostgreSQL) and
-are merged with `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE <content changed>`, so
-re-ingesting unchanged rows writes nothing to the ledger. Writers of one account are serialized
-(SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
+are merged so that only new rows and rows whose content hash differs are written (see
+`_upsert_transactions`): re-ingesting unchanged rows writes no ledger or raw row, and the run and
+fetch-log records it adds say which run saw them (`ledger.seen`). Rows stored unchanged are
+usually skipped before they get here (`ledger.marks`), and an account's first rows bypass the
+stage (`write_transactions(fresh=True)`). Writers of one account are serialized (SQLite: BEGIN
+IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ ACT_STAGE_COLUMNS = (
     "flags", "occurrence", "raw", "window_start", "window_end",
 )  # fmt: skip
 _LEDGER_COLUMNS = TX_STAGE_COLUMNS[:14]
+_RAW_COLUMNS = (
+    "account_id", "reference", "raw", "row_sha256", "date_utc", "window_start", "window_end",
+    "first_run_id",
+)  # fmt: skip
 _ACTIVITY_COLUMNS = ACT_STAGE_COLUMNS[:15]
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,7 @@ TX_BATCH_ROWS = 100_000
 _PG_TYPES = {
     "posted_at": "timestamptz", "occurred_at": "timestamptz", "window_start": "timestamptz",
     "window_end": "timestamptz", "amount": "numeric(38,8)", "occurrence": "integer",
+    "raw_sha256": "bytea",
 }  # fmt: skip
 
 
@@ -146,10 +154,17 @@ class LedgerWriter:
                     write_row = copy.write_row
                     for row in rows:
                         write_row(row)
+            if name.startswith("stage_"):
+                # A temporary table has no statistics: without them the planner guesses its size
+                # and may scan a whole ledger table to join a handful of staged rows.
+                self.conn.exec_driver_sql(f"ANALYZE {name}")
         else:
             marks = ", ".join("?" for _ in columns)
+            target = f"temp.{name}" if name.startswith("stage_") else name
             cursor = raw.cursor()  # type: ignore[union-attr]
-            cursor.executemany(f"INSERT INTO temp.{name} VALUES ({marks})", rows)
+            cursor.executemany(
+                f"INSERT INTO {target} ({', '.join(columns)}) VALUES ({marks})", rows
+            )
             cursor.close()
 
     def _stage(self, name: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
@@ -165,7 +180,7 @@ class LedgerWriter:
         if self.dialect != "sqlite":
             for r, raw, start, end in staged:
                 raw = storable_json(raw)
-                append((*r, raw, sha256(raw.encode()).hexdigest(), start, end))
+                append((*r, raw, sha256(raw.encode()).digest(), start, end))
             return out
         for r, raw, window_start, window_end in staged:
             raw = storable_json(raw)
@@ -181,7 +196,7 @@ class LedgerWriter:
                 (
                     r[0], r[1], sqlite_time(r[2]), r[3], r[4], format(r[5], "f"),
                     r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], raw,
-                    sha256(raw.encode()).hexdigest(), start, end,
+                    sha256(raw.encode()).digest(), start, end,
                 )
             )  # fmt: skip
         return out
@@ -198,8 +213,14 @@ class LedgerWriter:
             )  # fmt: skip
 
     # -- transactions -------------------------------------------------------------------------
-    def write_transactions(self, staged: Iterable[StagedTransaction]) -> WriteCounts:
+    def write_transactions(
+        self, staged: Iterable[StagedTransaction], *, fresh: bool = False
+    ) -> WriteCounts:
         """Upsert ledger and raw rows; `staged` may be a lazy iterable (consumed batch by batch).
+
+        `fresh`: the caller holds the account's lock and saw neither ledger nor raw rows of it,
+        and the staged references are distinct, so nothing can conflict: the rows are written
+        straight into the tables (executemany / COPY), without staging, history or merge.
 
         While the database runs batch k's upserts, batch k+1 is prepared (the iterable advanced,
         staging tuples built) on a helper thread; every statement still runs on this connection,
@@ -207,7 +228,28 @@ class LedgerWriter:
         row by row (staging, history rows).
         """
         with _collector_paused():
+            if fresh:
+                return self._insert_transactions(iter(staged))
             return self._write_transactions(iter(staged))
+
+    def _insert_transactions(self, source: Iterator[StagedTransaction]) -> WriteCounts:
+        counts = WriteCounts()
+        run = self.run_id
+        batch = self._tx_tuples(islice(source, TX_BATCH_ROWS))
+        with ThreadPoolExecutor(1, thread_name_prefix="ledger-stage") as pool:
+            while batch:
+                upcoming = pool.submit(_prepare, self._tx_tuples, source)
+                self._load_stage(
+                    "ledger_entries", (*_LEDGER_COLUMNS, "first_run_id", "last_run_id"),
+                    [(*row[:14], run, run) for row in batch],
+                )  # fmt: skip
+                self._load_stage(
+                    "raw_transactions", _RAW_COLUMNS,
+                    [(r[0], r[1], r[14], r[15], r[2], r[16], r[17], run) for r in batch],
+                )  # fmt: skip
+                counts.inserted += len(batch)
+                batch = upcoming.result()
+        return counts
 
     def _write_transactions(self, source: Iterator[StagedTransaction]) -> WriteCounts:
         counts = WriteCounts()
@@ -274,38 +316,73 @@ class LedgerWriter:
         return list(changed)
 
     def _upsert_transactions(self, counts: WriteCounts, size: int, changed: list[Any]) -> None:
+        """Insert new rows and rewrite changed ones; an unchanged row is not written at all.
+
+        SQLite: `INSERT ... ON CONFLICT DO UPDATE ... WHERE <hash differs>` (a conflicting row
+        whose condition fails is left alone). PostgreSQL: such an upsert still locks, so writes,
+        every conflicting row; there new rows go in with `ON CONFLICT DO NOTHING` and changed
+        rows are rewritten by an `UPDATE ... FROM` matching differing hashes only. Which run last
+        saw a raw row is the fetch log's to say (`ledger.seen`), never written here.
+        """
         stage = "temp.stage_tx" if self.dialect == "sqlite" else "stage_tx"
         columns = ", ".join(_LEDGER_COLUMNS)
+        sqlite = self.dialect == "sqlite"
+        if changed and not sqlite:
+            sets = ", ".join(f"{c} = st.{c}" for c in _LEDGER_COLUMNS[2:])
+            self.conn.execute(
+                text(
+                    f"UPDATE ledger_entries SET {sets}, last_run_id = :run FROM {stage} AS st "
+                    "WHERE ledger_entries.account_id = st.account_id "
+                    "AND ledger_entries.reference = st.reference "
+                    "AND ledger_entries.row_sha256 <> st.row_sha256"
+                ),
+                {"run": self.run_id},
+            )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _LEDGER_COLUMNS[2:])
-        # The upsert touches new rows and changed rows only: what it reports beyond the changed
-        # rows found above is the number of new ones (no separate count over the stage).
+        conflict = (
+            f"DO UPDATE SET {updates}, last_run_id = excluded.last_run_id "
+            "WHERE ledger_entries.row_sha256 <> excluded.row_sha256"
+            if sqlite
+            else "DO NOTHING"
+        )
         written = self.conn.execute(
             text(
                 f"INSERT INTO ledger_entries ({columns}, first_run_id, last_run_id) "
                 f"SELECT {columns}, :run, :run FROM {stage} WHERE true "
-                "ON CONFLICT (account_id, reference) DO UPDATE SET "
-                f"{updates}, last_run_id = excluded.last_run_id "
-                "WHERE ledger_entries.row_sha256 <> excluded.row_sha256"
+                f"ON CONFLICT (account_id, reference) {conflict}"
             ),
             {"run": self.run_id},
         ).rowcount
-        inserted = written - len(changed)
+        inserted = written - len(changed) if sqlite else written
         counts.inserted += inserted
         counts.changed += len(changed)
         counts.unchanged += size - inserted - len(changed)
         counts.history.extend(row["reference"] for row in changed)
+        if not sqlite and inserted < size:  # rows stored already: rewrite those whose raw differs
+            self.conn.execute(
+                text(
+                    "UPDATE raw_transactions SET raw = st.raw, row_sha256 = st.raw_sha256, "
+                    "date_utc = st.posted_at, window_start = st.window_start, "
+                    "window_end = st.window_end "
+                    f"FROM {stage} AS st WHERE raw_transactions.account_id = st.account_id "
+                    "AND raw_transactions.reference = st.reference "
+                    "AND raw_transactions.row_sha256 <> st.raw_sha256"
+                )
+            )
+        raw_columns = ("raw", "row_sha256", "date_utc", "window_start", "window_end")
+        conflict = (
+            f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in raw_columns)} "
+            "WHERE raw_transactions.row_sha256 <> excluded.row_sha256"
+            if sqlite
+            else "DO NOTHING"
+        )
         self.conn.execute(
             text(
                 "INSERT INTO raw_transactions (account_id, reference, raw, row_sha256, date_utc, "
-                "window_start, window_end, first_run_id, last_run_id) "
-                "SELECT account_id, reference, raw, raw_sha256, posted_at, window_start, "
-                f"window_end, :run, :run FROM {stage} WHERE true "
-                "ON CONFLICT (account_id, reference) DO UPDATE SET raw = excluded.raw, "
-                "row_sha256 = excluded.row_sha256, date_utc = excluded.date_utc, "
-                "window_start = excluded.window_start, window_end = excluded.window_end, "
-                "last_run_id = excluded.last_run_id "
-                "WHERE raw_transactions.last_run_id <> excluded.last_run_id "
-                "OR raw_transactions.row_sha256 <> excluded.row_sha256"
+                "window_start, window_end, first_run_id) "
+                "SELECT account_id, reference, raw, raw_sha256 AS row_sha256, posted_at AS "
+                f"date_utc, window_start, window_end, :run FROM {stage} WHERE true "
+                f"ON CONFLICT (account_id, reference) {conflict}"
             ),
             {"run": self.run_id},
         )
@@ -317,28 +394,22 @@ class LedgerWriter:
             return counts
         self._stage("stage_act", ACT_STAGE_COLUMNS, self._act_tuples(staged))
         stage = "temp.stage_act" if self.dialect == "sqlite" else "stage_act"
-        counts.inserted = self.conn.exec_driver_sql(
-            f"SELECT count(*) FROM {stage} st WHERE NOT EXISTS (SELECT 1 FROM activities a "
-            "WHERE a.account_id = st.account_id AND a.activity_key = st.activity_key)"
-        ).scalar_one()
-        counts.unchanged = len(staged) - counts.inserted
         columns = ", ".join(_ACTIVITY_COLUMNS)
-        self.conn.execute(
+        counts.inserted = self.conn.execute(
             text(
                 f"INSERT INTO activities ({columns}, first_run_id) SELECT {columns}, :run "
                 f"FROM {stage} WHERE true ON CONFLICT (account_id, activity_key) DO NOTHING"
             ),
             {"run": self.run_id},
-        )
+        ).rowcount
+        counts.unchanged = len(staged) - counts.inserted
         self.conn.execute(
             text(
                 "INSERT INTO raw_activities (account_id, activity_key, occurrence, raw, date_utc, "
-                "window_start, window_end, first_run_id, last_run_id) "
+                "window_start, window_end, first_run_id) "
                 "SELECT account_id, activity_key, occurrence, raw, occurred_at, window_start, "
-                f"window_end, :run, :run FROM {stage} WHERE true "
-                "ON CONFLICT (account_id, activity_key) DO UPDATE SET "
-                "last_run_id = excluded.last_run_id "
-                "WHERE raw_activities.last_run_id <> excluded.last_run_id"
+                f"window_end, :run FROM {stage} WHERE true "
+                "ON CONFLICT (account_id, activity_key) DO NOTHING"
             ),
             {"run": self.run_id},
         )

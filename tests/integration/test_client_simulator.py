@@ -46,7 +46,7 @@ from ledger_etl.capital import (
     Window,
     fetch_history,
 )
-from ledger_etl.capital.history import COMPLETE, FAILED, PROBE, SPLIT
+from ledger_etl.capital.history import COMPLETE, PROBE, RETRIED, SPLIT
 from ledger_etl.capital.ratelimit import SERVER_WINDOW_GUARD
 from ledger_etl.simulator import SimulatorServer
 from tests.conftest import make_server
@@ -320,13 +320,20 @@ def test_silent_truncation_splits_windows_until_every_row_arrives():
 
 
 def test_429_storm_paces_backs_off_and_loses_nothing():
+    """A storm of 429s: the client keeps under the limit, pauses after each 429, and loses no
+    row. One window is throttled on every one of its attempts: it fails its first pass and is
+    fetched again once every other window has been tried."""
     start, end = at("2025-03-03"), at("2025-03-09")
+    stormed = Window(at("2025-03-05"), at("2025-03-06"))
+    attempts = 4
     storm = {
         "rules": [
             {"kind": "throttle", "path": "^/history/", "every": 4},
             {"kind": "throttle", "path": "^/history/", "nth": [9, 10, 11]},
+            {"kind": "throttle", "path": "^/history/transactions$",
+             "query": "from=2025-03-05T00:00:00", "nth": list(range(1, attempts + 1))},
         ]
-    }
+    }  # fmt: skip
     starts: list[float] = []
 
     class RecordingLimiter(RateLimiter):
@@ -338,17 +345,31 @@ def test_429_storm_paces_backs_off_and_loses_nothing():
     limiter = RecordingLimiter(10, guard=SERVER_WINDOW_GUARD)
     with simulator(rate_limit_per_second=10, faults=storm) as server:
         account = account_ids(server)[1]
-        with new_client(server, rate=10, max_attempts=10, rate_limiter=limiter) as client:
+        with new_client(server, rate=10, max_attempts=attempts, rate_limiter=limiter) as client:
             results = fetch_both(client, account, start, end)
             for result in results:
-                check(server, result)
+                check(server, result)  # nothing lost: every window complete and exact
             stats = client.stats.snapshot()
         log = request_log(server)
     throttled = [e for e in log if e["status"] == 429]
     injected = sum(1 for e in throttled if e["faults"])
-    assert injected >= 5 and len(throttled) == injected  # no 429 of the server's own limiter
+    assert injected >= 5 + attempts and len(throttled) == injected  # none of the server's own
     assert stats["rate_limited"] == len(throttled)
-    assert stats["retries"] == len(throttled) == sum(retried(r) for r in results)
+    # Every 429 was retried by the client, or ended a first pass that the second pass redid.
+    records = [r for result in results for r in result.records]
+    answered = sum(1 for r in records if r.outcome in (COMPLETE, SPLIT))
+    assert sum(r.attempts for r in records) - answered == len(throttled)
+    assert stats["retries"] == sum(retried(r) for r in results)
+    # The stormed window: a first pass that spent every attempt, then one complete fetch.
+    transactions = results[0]
+    mine = sorted((r for r in transactions.records if r.window == stormed), key=lambda r: r.outcome)
+    assert [r.outcome for r in mine] == [COMPLETE, RETRIED] and mine[1].attempts == attempts
+    assert "RateLimitedError" in (mine[1].error or "")
+    # ... fetched again only after every window not in the second pass had its answer.
+    again = {r.window for r in transactions.records if r.outcome == RETRIED}
+    history = [e for e in log if e["path"] == "/history/transactions"]
+    last_try = max(e["t"] - e["ms"] / 1000 for e in history if _window_of(e) == stormed)
+    assert all(e["t"] <= last_try for e in history if _window_of(e) not in again)
     # Never more than the limit in any one-second window: as the client started them, and as
     # the server saw them arrive.
     assert len(starts) == len(log)
@@ -361,6 +382,11 @@ def test_429_storm_paces_backs_off_and_loses_nothing():
         later = [u for u in arrivals if u > arrived]
         gap = later[0] - arrived if later else None
         assert gap is None or gap >= 0.95, f"a request followed a 429 after {gap:.3f} s"
+
+
+def _window_of(entry: dict[str, Any]) -> Window:
+    params = entry["params"]
+    return Window(at(params["from"]), at(params["to"]))
 
 
 # --- transient failures ---
@@ -414,6 +440,8 @@ def test_answers_slower_than_the_read_timeout_are_retried():
 
 
 def test_a_permanently_slow_endpoint_fails_its_windows_and_marks_nothing_complete():
+    """Every activity answer is slower than the read timeout: each window spends its attempts
+    in the first pass and again in the second, and nothing is marked complete."""
     start, end = at("2025-07-07"), at("2025-07-10")
     faults = {"rules": [{"kind": "latency", "seconds": 2.0, "path": "^/history/activity$"}]}
     with simulator(rate_limit_per_second=0, faults=faults) as server:
@@ -423,14 +451,18 @@ def test_a_permanently_slow_endpoint_fails_its_windows_and_marks_nothing_complet
             transactions, activity = fetch_both(client, account, start, end)
         check(server, transactions)
         check(server, activity, complete=False)
-    assert activity.rows == [] and len(activity.records) == 4  # 3 days and the edge probe
-    assert all(r.outcome == FAILED and r.attempts == 2 for r in activity.records)
-    assert all("ReadTimeout" in (r.error or "") for r in activity.records)
-    assert activity.gaps() == [Window(start, end)]
-    assert sorted(r.window for r in activity.failed) == [
+        slowed = fired(server)
+    windows = [
         Window(start - PROBE, start + PROBE),
         *(Window(start + UTC_DAY * d, start + UTC_DAY * (d + 1)) for d in range(3)),
-    ]
+    ]  # 3 days and the edge probe
+    assert activity.rows == [] and len(activity.records) == 8  # each window, twice
+    assert all(r.attempts == 2 and "ReadTimeout" in (r.error or "") for r in activity.records)
+    assert sorted(r.window for r in activity.records if r.outcome == RETRIED) == windows
+    assert sorted(r.window for r in activity.failed) == windows
+    assert slowed == [len(windows) * 4]  # two passes of two attempts each, no more
+    assert activity.gaps() == [Window(start, end)]
+    assert all(r.outcome == COMPLETE and r.attempts == 1 for r in transactions.records)
 
 
 def test_html_and_truncated_json_answers_are_retried_never_taken_as_empty():
@@ -453,6 +485,8 @@ def test_html_and_truncated_json_answers_are_retried_never_taken_as_empty():
 
 
 def test_permanent_html_and_truncated_json_fail_their_windows():
+    """A window whose answer is always an HTML page or cut-off JSON fails (after both passes),
+    is never taken as empty, and leaves a gap of exactly that window."""
     start, end = at("2025-08-04"), at("2025-08-09")
     faults = {
         "rules": [
@@ -467,13 +501,17 @@ def test_permanent_html_and_truncated_json_fail_their_windows():
         for result, day in ((transactions, "2025-08-05"), (activity, "2025-08-07")):
             check(server, result, complete=False)
             window = Window(at(day), at(day) + UTC_DAY)
+            [first] = [r for r in result.records if r.outcome == RETRIED]
             [failed] = result.failed
-            assert failed.window == window and failed.attempts == 3 and failed.row_count == 0
-            assert (failed.error or "").startswith("MalformedResponseError:")
+            for record in (first, failed):
+                assert record.window == window and record.attempts == 3
+                assert record.row_count == 0 and record.rows == ()
+                assert (record.error or "").startswith("MalformedResponseError:")
             assert result.gaps() == [window]
+            assert all(r.outcome == COMPLETE for r in result.records if r.window != window)
             truth = Truth(server, account, _spec(result.endpoint), window.start, window.end)
             assert truth.rows, "the failed window does hold rows"
-        assert fired(server) == [3, 3]
+        assert fired(server) == [6, 6]  # three attempts in each of two passes
 
 
 def test_permanent_5xx_on_one_window_fails_only_that_window():

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.coverage import stored_gaps
+from ledger_etl.ledger.seen import last_seen_runs
 from ledger_etl.ledger.store import ledger_digest
 from ledger_etl.simulator import SimulatorServer
 from tests.conftest import make_server
@@ -88,8 +89,10 @@ def test_resync_of_a_stored_month_adds_zero_rows(
         for t in (s.ledger_entries, s.activities, s.raw_transactions, s.raw_activities)
     } == counts
     with ledger_engine.connect() as conn:
-        last_runs = set(conn.execute(select(s.raw_transactions.c.last_run_id)).scalars())
-    assert last_runs == {second.run_id}  # raw rows remember the last run that saw them
+        for account in account_ids(shared_sim):
+            for endpoint in ("transactions", "activity"):
+                seen = last_seen_runs(conn, account, endpoint, start, end)
+                assert seen and set(seen.values()) == {second.run_id}  # from the fetch log
     assert count(ledger_engine, s.runs) == 2
     assert count(ledger_engine, s.balance_observations) == 4  # two accounts, two syncs
 

@@ -16,7 +16,7 @@ from ledger_etl.capital import (
     Window,
 )
 from ledger_etl.capital import history as _history
-from ledger_etl.capital.history import COMPLETE, FAILED, SPLIT
+from ledger_etl.capital.history import COMPLETE, FAILED, RETRIED, SPLIT
 from ledger_etl.capital.ratelimit import RateLimiter
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -64,6 +64,7 @@ class HistoryApi:
         self.mode = mode  # closed | from_open | to_open
         self.cap: int | None = None
         self.fail_from: set[str] = set()
+        self.fail_times: dict[str, int] = {}  # from -> 503 answers still to give, then rows
         self.extra: dict[str, list[dict]] = {}  # from -> rows returned in addition
         self.latency = 0.0
         self.active = "A1"
@@ -107,6 +108,12 @@ class HistoryApi:
             assert params["detailed"] == "true"
             if end - start > timedelta(days=1):
                 return httpx.Response(400, json={"errorCode": "error.invalid.daterange"})
+        with self.lock:
+            failing = self.fail_times.get(params["from"], 0)
+            if failing:
+                self.fail_times[params["from"]] = failing - 1
+        if failing:
+            return httpx.Response(503, json={"errorCode": "error.service.unavailable"})
         if params["from"] in self.fail_from:
             return httpx.Response(503)
 
@@ -262,6 +269,35 @@ def test_failed_window_is_recorded_and_reported_as_gap():
     assert failed.outcome == FAILED and failed.http_status == 503 and failed.attempts == 3
     assert failed.error.startswith("TransientError: GET /history/transactions -> 503")
     assert result.gaps() == [Window(T0, T0 + timedelta(days=1))]
+
+
+def test_a_window_that_failed_transiently_is_fetched_again_after_all_the_others():
+    days = [T0 + timedelta(days=d, hours=1) for d in range(3)]
+    api = HistoryApi({"A1": {"transactions": [tx(str(d), at) for d, at in enumerate(days)]}})
+    api.fail_times = {"2026-07-01T00:00:00": 3}  # three 503s: one pass of three attempts
+    client = make_client(api, max_attempts=3)
+    result = fetch_history(client, "A1", TRANSACTIONS, T0, T0 + timedelta(days=3), max_workers=1)
+    assert [r.reference for r in result.rows] == ["0", "1", "2"] and result.gaps() == []
+    first = Window(T0, T0 + timedelta(days=1))
+    mine = [r for r in result.records if r.window == first]
+    assert [(r.outcome, r.attempts) for r in mine] == [(RETRIED, 3), (COMPLETE, 1)]
+    assert result.failed == [] and "503" in (mine[0].error or "")
+    # The second try came after every other window had been asked for.
+    asked = [p["from"] for m, path, p in api.calls if path.startswith("/history/")]
+    assert asked[-1] == "2026-07-01T00:00:00" and asked.count("2026-07-01T00:00:00") == 4
+    assert set(asked[:-1]) == {"2026-07-01T00:00:00", "2026-07-02T00:00:00",
+                               "2026-07-03T00:00:00"}  # fmt: skip
+
+
+def test_a_window_too_dense_to_split_gets_no_second_pass():
+    api = HistoryApi({"A1": {"transactions": []}})  # every answer reaches a threshold of 0 rows
+    client = make_client(api)
+    result = fetch_history(
+        client, "A1", TRANSACTIONS, T0, T0 + timedelta(seconds=1), split_threshold=0
+    )  # fmt: skip
+    assert result.failed and all("WindowSplitError" in (r.error or "") for r in result.failed)
+    assert not any(r.outcome == RETRIED for r in result.records)
+    assert len([c for c in api.calls if c[1].startswith("/history/")]) == len(result.records)
 
 
 def test_out_of_window_and_bad_rows_become_problems():

@@ -1,7 +1,7 @@
 """trading state: instrument master, bitemporal snapshots, lifecycles, change log, alerts
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import ledger_etl.ledger.schema
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
