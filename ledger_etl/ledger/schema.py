@@ -343,3 +343,153 @@ account_sources = Table(
     Column("first_run_id", String(64), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
 )
+
+# -- trading state (ledger_etl/trading): instrument master, bitemporal snapshots, lifecycles ----
+# Snapshot rows carry the broker's own timestamps (created_at, good_till) beside the span of
+# observation [observed_from, observed_to): a row is written only when a deal's content changes,
+# and closed (observed_to set) when a later poll sees it changed or gone.
+
+instrument_versions = Table(
+    "instrument_versions",
+    metadata,
+    Column("instrument_id", String(80), primary_key=True),  # CAPITAL:<epic>
+    Column("valid_from", UtcDateTime(), primary_key=True),
+    Column("valid_to", UtcDateTime()),  # NULL: the current version
+    Column("epic", String(64), nullable=False),
+    Column("name", Text),
+    Column("symbol", Text),
+    Column("asset_class", String(32)),
+    Column("currency", String(8)),
+    Column("lot_size", Money()),
+    Column("margin_factor", Money()),
+    Column("margin_factor_unit", String(16)),
+    Column("guaranteed_stop_allowed", Boolean),
+    Column("dealing_rules", JSON, nullable=False),
+    Column("external_ids", JSON, nullable=False),  # {"ISIN": ..., "FIGI": ..., "TRADINGVIEW": ...}
+    Column("attributes_sha256", String(64), nullable=False),
+    Index("ix_instrument_versions_epic", "epic", "valid_from"),
+)
+
+trading_polls = Table(
+    "trading_polls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False),
+    Column("observed_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # complete | failed
+    Column("currency", String(8)),
+    Column("positions_seen", Integer, nullable=False),
+    Column("orders_seen", Integer, nullable=False),
+    Column("rows_written", Integer, nullable=False),
+    Column("figures", JSON, nullable=False),  # balance, available, profitLoss as exact strings
+    Column("problems", JSON, nullable=False),  # flagged rows with their reasons
+    Column("error", Text),
+    Index("ix_trading_polls_account_time", "account_id", "observed_at"),
+)
+
+
+def _snapshot_columns() -> list[Column[Any]]:
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("account_id", String(64), nullable=False),
+        Column("deal_id", String(64), nullable=False),
+        Column("observed_from", UtcDateTime(), nullable=False),
+        Column("observed_to", UtcDateTime()),
+        Column("content_sha256", String(64), nullable=False),
+        Column("created_at", UtcDateTime()),  # the broker's createdDateUTC
+        Column("epic", String(64), nullable=False),
+        Column("direction", String(8), nullable=False),
+        Column("size", Money(), nullable=False),
+        Column("level", Money(), nullable=False),
+        Column("stop_level", Money()),
+        Column("stop_distance", Money()),
+        Column("profit_level", Money()),
+        Column("profit_distance", Money()),
+        Column("guaranteed_stop", Boolean, nullable=False),
+        Column("trailing_stop", Boolean, nullable=False),
+        Column("deal_reference", String(128)),
+        Column("working_order_id", String(64)),
+        Column("raw", Text, nullable=False),
+    ]
+
+
+position_snapshots = Table(
+    "position_snapshots",
+    metadata,
+    *_snapshot_columns(),
+    Column("broker_upl", Money()),  # at the first observation of this content
+    Index("ix_position_snapshots_time", "account_id", "observed_from"),
+    Index("ix_position_snapshots_deal", "account_id", "deal_id"),
+)
+
+order_snapshots = Table(
+    "order_snapshots",
+    metadata,
+    *_snapshot_columns(),
+    Column("order_type", String(16), nullable=False),
+    Column("time_in_force", String(32)),
+    Column("good_till", UtcDateTime()),
+    Index("ix_order_snapshots_time", "account_id", "observed_from"),
+    Index("ix_order_snapshots_deal", "account_id", "deal_id"),
+)
+
+market_quotes = Table(
+    "market_quotes",
+    metadata,
+    Column("epic", String(64), primary_key=True),
+    Column("observed_at", UtcDateTime(), primary_key=True),
+    Column("bid", Money(), nullable=False),
+    Column("offer", Money(), nullable=False),
+    Column("market_status", String(32)),
+    Column("source", String(32), nullable=False),  # positions | workingorders | markets
+)
+
+deal_lifecycles = Table(
+    "deal_lifecycles",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("deal_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # order | position
+    Column("state", String(32), nullable=False),
+    Column("epic", String(64)),
+    Column("intended", JSON, nullable=False),
+    Column("executed", JSON, nullable=False),
+    Column("current", JSON, nullable=False),
+    Column("flags", JSON, nullable=False),
+    Column("gone_since", UtcDateTime()),
+    Column("event_keys", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+trading_changelog = Table(
+    "trading_changelog",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("deal_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32)),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("source", String(16), nullable=False),  # snapshot | activity | confirm | submission
+    Column("detail", JSON, nullable=False),
+    Column("flag", String(32)),  # invalid_transition | vanished | None
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+    Index("ix_trading_changelog_deal", "account_id", "deal_id"),
+)
+
+trading_alerts = Table(
+    "trading_alerts",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("alert_key", String(64), primary_key=True),
+    Column("rule", String(64), nullable=False),
+    Column("deal_id", String(64)),
+    Column("detail", JSON, nullable=False),
+    Column("first_at", UtcDateTime(), nullable=False),
+    Column("last_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime()),
+)

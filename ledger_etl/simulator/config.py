@@ -15,7 +15,7 @@ from ledger_etl.simulator.world import WorldConfig
 
 # The revision of the world generator (world.py, events.py, prices.py): bump it with any change
 # that alters the rows a world serves, so a ledger filled from the old rows refuses the new ones.
-GENERATOR_REVISION = 1
+GENERATOR_REVISION = 2
 
 
 def world_detail(world: WorldConfig) -> dict[str, Any]:
@@ -55,6 +55,8 @@ class SimulatorConfig:
     history_bounds: str = "closed"  # see simulator.history
     transactions_max_days: float | None = None  # undocumented on the real API: unlimited
     markets_without_params: str = "all"  # "error" reproduces the pre-2023-08 400 error.null.epic
+    order_spacing_seconds: float = 0.1  # POST /positions and /workingorders: one per 0.1 s
+    orders_per_hour: int | None = 1000  # ... and at most this many an hour (demo worlds only)
     faults: dict[str, Any] = field(default_factory=dict)
     request_log_size: int = 20000
     # Where balance checkpoints live (see simulator.balances); None keeps them in memory only.

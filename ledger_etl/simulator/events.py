@@ -158,6 +158,9 @@ class Row:
     kind: str  # "transaction" | "activity"
     fields: dict[str, Any]
     order: int = 0  # tie-breaker among rows with the same timestamp (creation order)
+    # The deal (position or working order) the row belongs to, never rendered: a deal the API
+    # later closes or amends hides its scripted rows from that instant on (see simulator.book).
+    deal: str | None = None
 
 
 @dataclass
@@ -178,9 +181,17 @@ class PositionLife:
     guaranteed_stop: bool = False
     stop_level: Decimal | None = None
     profit_level: Decimal | None = None
+    amended: datetime | None = None  # when stop/profit took effect (None: from the open)
+    trailing_stop: bool = False
 
     def size_at(self, instant: datetime) -> Decimal:
         return self.size - sum((s for t, s in self.partial if t <= instant), Decimal(0))
+
+    def stops_at(self, instant: datetime) -> tuple[Decimal | None, Decimal | None]:
+        """(stopLevel, profitLevel) as shown at `instant`: an edit shows from its own row on."""
+        if self.amended is not None and instant < self.amended:
+            return None, None
+        return self.stop_level, self.profit_level
 
 
 @dataclass
@@ -199,6 +210,8 @@ class OrderLife:
     good_till: datetime | None
     stop_distance: Decimal | None = None
     profit_distance: Decimal | None = None
+    guaranteed_stop: bool = False
+    trailing_stop: bool = False
 
 
 @dataclass
@@ -364,6 +377,7 @@ def _position(
     source: str = "USER",
 ) -> None:
     world = b.world
+    first_row = len(b.rows)
     t = rng.choice(TRADABLES)
     if not world.market.is_open(t.epic, opened):
         t = TRADABLE_BY_EPIC["BTCUSD"]  # only crypto trades while the other markets are shut
@@ -423,10 +437,11 @@ def _position(
         offset = level * Decimal("0.02")
         stop = (level - offset if direction == "BUY" else level + offset).quantize(level)
         profit = (level + offset if direction == "BUY" else level - offset).quantize(level)
-        life.stop_level, life.profit_level = stop, profit
         status, source = _pick(
             rng, (("MODIFIED|USER", 85), ("REJECTED|SYSTEM", 10), ("MODIFY_REJECT|USER", 5))
         ).split("|")
+        if status == "MODIFIED":  # a rejected edit leaves the position as it was
+            life.stop_level, life.profit_level, life.amended = stop, profit, edited
         b.activity(
             edited,
             account,
@@ -546,11 +561,14 @@ def _position(
             "Guaranteed stop fee",
             instrument=t.epic,
         )
+    for row in b.rows[first_row:]:
+        row.deal = deal_id
     b.positions.append(life)
 
 
 def _working_order(b: _DayBuilder, rng: random.Random, account: int) -> None:
     world = b.world
+    first_row = len(b.rows)
     t = rng.choice(TRADABLES)
     direction = rng.choice(("BUY", "SELL"))
     size = _size(rng, t)
@@ -618,6 +636,8 @@ def _working_order(b: _DayBuilder, rng: random.Random, account: int) -> None:
             *distances,
         )
     )
+    for row in b.rows[first_row:]:
+        row.deal = deal_id
     if outcome == "EXECUTED":
         _position(b, rng, account, ended, working_order_id=deal_id, source="SYSTEM")
 

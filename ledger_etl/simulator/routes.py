@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ledger_etl.simulator import catalog
+from ledger_etl.simulator import catalog, dealing
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
+from ledger_etl.simulator.execution import settle
 from ledger_etl.simulator.history import (
     matches,
     parse_query,
@@ -35,6 +36,9 @@ def _auth(sim: Simulator, request: Request) -> None:
     request.session = sim.sessions.authenticate(
         request.headers.get("cst"), request.headers.get("x-security-token")
     )
+    # Working orders of the deal book fill or expire as the clock passes; bring them up to now
+    # before anything is read, so every view sees the same instant.
+    settle(sim)
 
 
 def _api_key(sim: Simulator, request: Request) -> None:
@@ -86,17 +90,9 @@ def get_encryption_key(sim: Simulator, request: Request) -> Reply:
 def _balance_block(sim: Simulator, index: int) -> dict[str, float]:
     now = _now(sim)
     balance = sim.world.balance_at(index, now)
-    upl = sum((_upl(sim, p, now) for p in sim.world.open_positions(index, now)), Decimal(0))
-    margin = sum(
-        (
-            p.size_at(now)
-            * p.level
-            * sim.world.fx(_ccy(p.epic), sim.world.accounts[index].currency)
-            / 20
-            for p in sim.world.open_positions(index, now)
-        ),
-        Decimal(0),
-    )
+    positions = sim.world.open_positions(index, now)
+    upl = sum((_upl(sim, p, now) for p in positions), Decimal(0))
+    margin = sum((position_margin(sim, p, now) for p in positions), Decimal(0))
     return {
         "balance": float(balance),
         "deposit": float(balance),
@@ -251,7 +247,7 @@ def _history(sim: Simulator, request: Request, endpoint: str) -> Reply:
     )
     index = _account_index(sim, request)
     kind = "transaction" if endpoint == "transactions" else "activity"
-    end = min(query.end, now)
+    end = min(query.end, now + timedelta(microseconds=1))  # a row stamped `now` is visible
     offset = _offset(sim)
     rows = []
     for row in sim.world.rows_between(index, kind, query.start, end):
@@ -285,10 +281,23 @@ def _ccy(epic: str) -> str:
 
 
 def _upl(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
+    """(closing price - open level) x size x lot size, negated for SELL, in the account's
+    currency at the FX mid of `now`; the closing price is the bid for BUY, the offer for SELL."""
     sign = 1 if p.direction == "BUY" else -1
-    move = sim.market.mid(p.epic, now) - p.level
+    bid, ask = sim.market.bid_ask(p.epic, now)
+    move = (bid if p.direction == "BUY" else ask) - p.level
     account_ccy = sim.world.accounts[p.account].currency
-    return move * p.size_at(now) * sign * sim.world.fx(_ccy(p.epic), account_ccy)
+    lot = catalog.instrument(p.epic).lot_size
+    return move * p.size_at(now) * lot * sign * sim.world.fx_at(_ccy(p.epic), account_ccy, now)
+
+
+def position_margin(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
+    """Notional at the mid x marginFactor / 100, in the account's currency."""
+    inst = catalog.instrument(p.epic)
+    notional = p.size_at(now) * inst.lot_size * sim.market.mid(p.epic, now)
+    account_ccy = sim.world.accounts[p.account].currency
+    rate = sim.world.fx_at(inst.currency, account_ccy, now)
+    return notional * rate * inst.margin_factor / 100
 
 
 def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, Any]:
@@ -301,17 +310,19 @@ def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, 
         "dealReference": p.deal_reference,
         "workingOrderId": p.working_order_id or p.deal_id,
         "size": float(p.size_at(now)),
-        "leverage": 20,
+        "leverage": _leverage(p.epic),
         "upl": float(_upl(sim, p, now).quantize(Decimal("0.01"))),
         "direction": p.direction,
         "level": float(p.level),
         "currency": sim.world.accounts[p.account].currency,
         "guaranteedStop": p.guaranteed_stop,
     }
-    if p.stop_level is not None:
-        position["stopLevel"] = float(p.stop_level)
-    if p.profit_level is not None:
-        position["profitLevel"] = float(p.profit_level)
+    stop, profit = p.stops_at(now)
+    if stop is not None:
+        position["stopLevel"] = float(stop)
+        position["trailingStop"] = p.trailing_stop
+    if profit is not None:
+        position["profitLevel"] = float(profit)
     return {
         "position": position,
         "market": sim.market.market_item(p.epic, now, offset_hours=_offset(sim)),
@@ -345,7 +356,7 @@ def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
         "direction": o.direction,
         "epic": o.epic,
         "orderSize": float(o.size),
-        "leverage": 20,
+        "leverage": _leverage(o.epic),
         "orderLevel": float(o.level),
         "timeInForce": "GOOD_TILL_DATE" if o.good_till else "GOOD_TILL_CANCELLED",
     }
@@ -356,7 +367,7 @@ def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
         {
             "createdDate": format_local_datetime(o.created, offset),
             "createdDateUTC": format_row_datetime(o.created),
-            "guaranteedStop": False,
+            "guaranteedStop": o.guaranteed_stop,
             "orderType": o.order_type,
         }
     )
@@ -364,7 +375,9 @@ def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
         data["stopDistance"] = float(o.stop_distance)
     if o.profit_distance is not None:
         data["profitDistance"] = float(o.profit_distance)
-    data.update({"trailingStop": False, "currencyCode": sim.world.accounts[o.account].currency})
+    data.update(
+        {"trailingStop": o.trailing_stop, "currencyCode": sim.world.accounts[o.account].currency}
+    )
     return {
         "workingOrderData": data,
         "marketData": sim.market.market_item(o.epic, now, offset_hours=_offset(sim)),
@@ -384,8 +397,14 @@ def get_working_orders(sim: Simulator, request: Request) -> Reply:
 def get_confirm(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
-    deal = sim.world.find_deal(request.params["_path_dealReference"])
     index = _account_index(sim, request)
+    reference = request.params["_path_dealReference"]
+    dealt = sim.world.book.find(reference)
+    if dealt is not None:
+        if dealt["account"] != index:
+            raise ApiError(404, "error.not-found.dealReference")
+        return _reply(200, dealt["body"])
+    deal = sim.world.find_deal(reference)
     if deal is None or deal.account != index:
         raise ApiError(404, "error.not-found.dealReference")
     if isinstance(deal, PositionLife):
@@ -432,6 +451,10 @@ def get_confirm(sim: Simulator, request: Request) -> Reply:
             "trailingStop": False,
         },
     )
+
+
+def _leverage(epic: str) -> int:
+    return int(catalog.instrument(epic).leverage)
 
 
 # -- markets ------------------------------------------------------------------------------------
@@ -536,4 +559,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/clientsentiment/{marketId}"): get_sentiment,
     ("GET", "/watchlists"): get_watchlists,
     ("GET", "/watchlists/{watchlistId}"): get_watchlist,
+    **dealing.ROUTES,
 }

@@ -19,6 +19,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from ledger_etl.simulator.balances import DayTotals
+from ledger_etl.simulator.book import DealBook
 from ledger_etl.simulator.events import (
     HORIZON_DAYS,
     DayEvents,
@@ -44,6 +45,11 @@ ACCOUNT_TEMPLATES = (
     ("GBP", "£", "GBP account"),
     ("CHF", "CHF", "CHF account"),
 )
+
+
+# The market whose mid converts one unit of a currency into USD (`inverted`: USD per unit is 1/mid).
+FX_MARKETS = {"EUR": ("EURUSD", False), "GBP": ("GBPUSD", False), "JPY": ("USDJPY", True),
+              "CHF": ("USDCHF", True)}  # fmt: skip
 
 
 class PriceSource(Protocol):
@@ -128,13 +134,29 @@ class World:
         self._pending: dict[date, threading.Event] = {}
         self.days_generated = 0  # calls of generate_day, for tests and benchmarks
         self.totals = DayTotals(self, checkpoint_dir)
+        self.book = DealBook(self)
 
     # -- accounts -----------------------------------------------------------------------------
     def account(self, account_id: str) -> AccountSpec | None:
         return next((a for a in self.accounts if a.account_id == account_id), None)
 
     def fx(self, from_ccy: str, to_ccy: str) -> Decimal:
+        """The fixed rates the scripted history was booked with."""
         return USD_RATES[from_ccy] / USD_RATES[to_ccy]
+
+    def fx_at(self, from_ccy: str, to_ccy: str, instant: datetime) -> Decimal:
+        """Units of `to_ccy` per unit of `from_ccy` from the FX markets' mids at `instant`:
+        what dealing and unrealised P&L convert with (a cross goes through USD)."""
+        if from_ccy == to_ccy:
+            return Decimal(1)
+        return self._usd_per(from_ccy, instant) / self._usd_per(to_ccy, instant)
+
+    def _usd_per(self, ccy: str, instant: datetime) -> Decimal:
+        if ccy == "USD":
+            return Decimal(1)
+        epic, inverted = FX_MARKETS[ccy]
+        mid = self.market.mid(epic, instant)
+        return 1 / mid if inverted else mid
 
     def utc_offset_hours(self, instant: datetime) -> int:
         offset = instant.astimezone(self.zone).utcoffset() or timedelta(0)
@@ -169,7 +191,16 @@ class World:
         return events
 
     def rows_on(self, day: date, account: int, kind: str) -> list[Row]:
-        """Every row of one account and endpoint whose UTC time falls on `day`, oldest first."""
+        """Every row of one account and endpoint whose UTC time falls on `day`, oldest first:
+        the script's rows the deal book leaves visible, and the book's own."""
+        rows = [r for r in self.scripted_rows_on(day, account, kind) if self.book.visible(r)]
+        added = self.book.rows_on(day, account, kind)
+        if added:
+            rows = sorted(rows + added, key=lambda r: r.ts)  # stable: scripted rows first
+        return rows
+
+    def scripted_rows_on(self, day: date, account: int, kind: str) -> list[Row]:
+        """The script's rows of one account and endpoint on `day`, hidden ones included."""
         keyed: list[tuple[datetime, int, int, Row]] = []
         first = max(self.config.start, day - timedelta(days=HORIZON_DAYS))
         source = first
@@ -182,8 +213,9 @@ class World:
         if kind == "transaction":
             acct = self.accounts[account]
             for seq, row in enumerate(rows):
-                # 15 digits: 1, day number, account, sequence: unique, increasing with time.
-                row.fields["reference"] = f"1{day_number(day):05d}{account}{seq:08d}"
+                # 15 digits: 1, day number, account, sequence, 000: unique, increasing with time;
+                # the last three digits leave room for the deal book's rows (see simulator.book).
+                row.fields["reference"] = f"1{day_number(day):05d}{account}{seq + 1:05d}000"
                 row.fields["currency"] = acct.wire_currency
                 row.fields["status"] = "PROCESSED"
         return rows
@@ -204,7 +236,7 @@ class World:
     # -- balances -----------------------------------------------------------------------------
     def balance_at(self, account: int, instant: datetime) -> Decimal:
         """Sum of the account's transactions strictly before `instant`: the final day totals
-        before its UTC day, plus that day's rows up to it."""
+        before its UTC day, plus that day's rows up to it, plus what dealing changed."""
         cut = instant.astimezone(UTC)
         day = max(cut.date(), self.config.start)
         total = self.totals.before(account, day)
@@ -214,7 +246,9 @@ class World:
                 (r.fields["size"] for r in self.rows_between(account, "transaction", start, cut)),
                 Decimal(0),
             )
-        return total
+        # The day's own rows above already are the book's view; before it, the totals are the
+        # script's, so add what the book changed there.
+        return total + self.book.balance_delta(account, min(start, cut))
 
     def warm_up(self, now: datetime) -> None:
         """Do ahead of time what a login at `now` needs: the totals of every day before today,
@@ -232,22 +266,29 @@ class World:
             day += timedelta(days=1)
 
     def open_positions(self, account: int, now: datetime) -> list[PositionLife]:
+        """Positions open at `now`, oldest first (by open time, then dealId)."""
         found = [
             p
             for ev in self._recent(now)
             for p in ev.positions
-            if p.account == account and p.opened <= now < p.closed
+            if p.account == account
+            and p.opened <= now < p.closed
+            and self.book.scripted_alive(p.deal_id, now)
         ]
-        return sorted(found, key=lambda p: p.opened)
+        found += self.book.open_positions(account, now)
+        return sorted(found, key=lambda p: (p.opened, p.deal_id))
 
     def open_orders(self, account: int, now: datetime) -> list[OrderLife]:
         found = [
             o
             for ev in self._recent(now)
             for o in ev.orders
-            if o.account == account and o.created <= now < o.ended
+            if o.account == account
+            and o.created <= now < o.ended
+            and self.book.scripted_alive(o.deal_id, now)
         ]
-        return sorted(found, key=lambda o: o.created)
+        found += self.book.open_orders(account, now)
+        return sorted(found, key=lambda o: (o.created, o.deal_id))
 
     def find_deal(self, deal_reference: str) -> PositionLife | OrderLife | None:
         """Look a deal reference up by the day encoded in its id (see `events._DayBuilder`)."""

@@ -62,13 +62,13 @@ def utc(text: str) -> datetime:
 
 
 def test_catalog_covers_every_instrument_type() -> None:
-    assert len(INSTRUMENTS) == 12
+    assert len(INSTRUMENTS) == 14
     by_type: dict[str, set[str]] = {}
     for i in INSTRUMENTS.values():
         by_type.setdefault(i.type, set()).add(i.epic)
     assert by_type == {
         "COMMODITIES": {"GOLD", "SILVER", "OIL_CRUDE", "NATURALGAS"},
-        "CURRENCIES": {"EURUSD", "GBPUSD", "USDJPY"},
+        "CURRENCIES": {"EURUSD", "GBPUSD", "USDJPY", "USDCHF", "EURGBP"},
         "INDICES": {"US500", "DE40"},
         "SHARES": {"AAPL", "TSLA"},
         "CRYPTOCURRENCIES": {"BTCUSD"},
@@ -381,7 +381,7 @@ def test_search_markets(md: MarketData) -> None:
     assert epics(md.search_markets("silver", None, WEDNESDAY)) == ["SILVER"]
     assert epics(md.search_markets("GaS", None, WEDNESDAY)) == ["NATURALGAS"]
     assert epics(md.search_markets("usd", None, WEDNESDAY)) == [
-        "EURUSD", "GBPUSD", "USDJPY", "BTCUSD",
+            "EURUSD", "GBPUSD", "USDJPY", "USDCHF", "BTCUSD",
     ]  # fmt: skip
     assert md.search_markets("zzz", None, WEDNESDAY) == {"markets": []}
     by_epic = md.search_markets(None, "SILVER, NATURALGAS", WEDNESDAY)
