@@ -591,5 +591,9 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
         )
 
 
+from ledger_etl.intents.cli import intents as _intents  # noqa: E402
+
+main.add_command(_intents)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
