@@ -67,6 +67,8 @@ class Executor:
         self.clock = clock
         self.sleep = sleep
         self._last_send = 0.0
+        # How long an unchanged broker state must stay unchanged before "not dealt" is concluded.
+        self.recovery_grace = RECOVERY_GRACE
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle_s: float = 0.02) -> None:
@@ -208,7 +210,7 @@ class Executor:
 
     def _refused(self, row: Any, refused: BrokerRefused) -> None:
         if refused.rate_limited:
-            delay = min(ORDER_SPACING_S * (2 ** min(row.attempts, 6)), MAX_RESCHEDULE_S)
+            delay = min(ORDER_SPACING_S * (2 ** min(row.attempts - 1, 6)), MAX_RESCHEDULE_S)
             later = self.clock() + timedelta(seconds=delay)
             self._move(
                 row,
@@ -361,7 +363,7 @@ class Executor:
             )
             return True
         now_on_epic = {d.deal_id: d.as_json() for d in deals if d.epic == order.epic}
-        if now_on_epic == before and self.clock() - row.submitted_at >= RECOVERY_GRACE:
+        if now_on_epic == before and self.clock() - row.submitted_at >= self.recovery_grace:
             self._move(
                 row,
                 "UNKNOWN",
@@ -386,7 +388,7 @@ class Executor:
                 reason=f"recovered: {len(gone)} of {len(targets)} deals gone",
             )
             return True
-        if self.clock() - row.submitted_at >= RECOVERY_GRACE:
+        if self.clock() - row.submitted_at >= self.recovery_grace:
             self._move(row, "UNKNOWN", "REJECTED", reason="recovered: the deals are still open")
             return True
         return False

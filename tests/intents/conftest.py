@@ -19,20 +19,22 @@ from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, make_server
 SECRET = "s3cret-for-tests-0123456789"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def intents_sim() -> Iterator[SimulatorServer]:
+    """One demo simulator per module (a login costs seconds); tests count orders by difference
+    and remove the faults they set."""
     server = make_server(rate_limit_per_second=0, demo=True)
     yield server
     server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def broker_client(intents_sim: SimulatorServer) -> Iterator[CapitalClient]:
     with CapitalClient(intents_sim.url, API_KEY, IDENTIFIER, PASSWORD, rate_limit=200) as client:
         yield client
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def account_id(broker_client: CapitalClient) -> str:
     return broker_client.accounts()[0].account_id
 
@@ -77,6 +79,27 @@ def start_service(
         running.stop()
 
 
+def set_faults(sim: SimulatorServer, rules: list[dict[str, Any]]) -> None:
+    response = httpx.put(f"{sim.url}/_sim/faults", json={"rules": rules}, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def clear_faults(sim: SimulatorServer) -> None:
+    httpx.delete(f"{sim.url}/_sim/faults", timeout=10)
+
+
+def wait_final(running: Running, intent_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The intent once it is ACCEPTED, REJECTED or DRY_RUN (UNKNOWN may still resolve)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        body = running.get(intent_id).json()
+        if body["state"] in ("ACCEPTED", "REJECTED", "DRY_RUN") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
 def intent(account: str, **fields: Any) -> dict[str, Any]:
     body = {"secret": SECRET, "account": account, "epic": "GOLD", "action": "buy", "size": 1}
     body.update(fields)
@@ -84,11 +107,13 @@ def intent(account: str, **fields: Any) -> dict[str, Any]:
 
 
 def orders_posted(sim: SimulatorServer) -> int:
-    """POSTs to /positions and /workingorders the simulator answered with a deal reference."""
-    log = list(sim.simulator.stats.log)
+    """Orders the simulator dealt from a POST /positions or /workingorders: their confirms
+    (an `o_` reference that opened, netted or created something), wherever the answer went."""
+    book = sim.simulator.world.book
+    with book.lock:
+        bodies = [c["body"] for ref, c in book.confirms.items() if ref.startswith("o_")]
     return sum(
         1
-        for e in log
-        if e["method"] == "POST" and e["path"] in ("/positions", "/workingorders")
-        and e["status"] == 200
+        for b in bodies
+        if b.get("dealStatus") == "ACCEPTED" and b.get("status") not in ("AMENDED", "DELETED")
     )
