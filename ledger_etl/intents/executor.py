@@ -144,6 +144,7 @@ class Executor:
                 rate = self.broker.fx_rate(m.currency, currency)
                 if rate is not None:
                     rates[m.currency] = rate
+        realized, opened_today = today_from_intents(self.engine, row.account_id, now)
         state = risk.LiveState(
             row.account_id,
             currency,
@@ -152,7 +153,8 @@ class Executor:
             known,
             rates,
             store.sent_since(self.engine, row.account_id, now - timedelta(minutes=1)),
-            realized_today(self.engine, row.account_id, now),
+            realized,
+            opened_today,
         )
         return risk.check(self.caps, order, known[order.epic], state, now)
 
@@ -423,18 +425,22 @@ def claimed_deal_ids(engine: Engine, account_id: str, except_id: str) -> set[str
     return {d for r in rows for d in (r.deal_ids or [])}
 
 
-def realized_today(engine: Engine, account_id: str, now: datetime) -> Decimal:
-    """Realized P&L of today's (UTC) confirmed intents, from their confirms' `profit`."""
+def today_from_intents(engine: Engine, account_id: str, now: datetime) -> tuple[Decimal, set[str]]:
+    """Realized P&L of today's (UTC) confirmed intents, from their confirms' `profit`, and the
+    deal ids those intents opened (their open upl counts toward today's loss)."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     c = trade_intents.c
     with engine.connect() as conn:
         rows = conn.execute(
-            select(c.confirm).where(c.account_id == account_id, c.confirmed_at >= midnight)
+            select(c.confirm, c.deal_ids).where(
+                c.account_id == account_id, c.confirmed_at >= midnight
+            )
         ).all()
-    total = Decimal(0)
+    total, deal_ids = Decimal(0), set()
     for r in rows:
+        deal_ids.update(r.deal_ids or [])
         confirm = r.confirm or {}
         for one in confirm.get("confirms", [confirm]):
             if one.get("profit") is not None:
                 total += Decimal(str(one["profit"]))
-    return total
+    return total, deal_ids

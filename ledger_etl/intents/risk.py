@@ -2,8 +2,9 @@
 
 - `allowed_epics`: the only markets intents may trade;
 - `max_orders_per_minute`: per account, counting intents sent in the last 60 s;
-- `daily_loss_cap`: realized P&L of today's confirmed intents plus the open positions' upl,
-  in the account currency; at or beyond the cap, nothing new is opened;
+- `daily_loss_cap`: realized P&L of today's confirmed intents plus the upl of the positions
+  they opened, in the account currency; at or beyond the cap, nothing new is opened (positions
+  opened by other means count only once closed by an intent);
 - the trading governance policy (`ledger_etl.trading.policy`): per-deal rules (require_stop,
   require_guaranteed_stop, require_take_profit, max_stop_distance_pct) on the intended deal, and
   the aggregate notional and leverage limits on the exposure *with* the intended deal added.
@@ -53,6 +54,7 @@ class LiveState:
     fx_rates: Mapping[str, Decimal] = field(default_factory=dict)  # currency -> account ccy
     sent_last_minute: int = 0
     realized_today: Decimal = Decimal(0)
+    opened_today: set[str] = field(default_factory=set)  # deals today's intents opened
 
 
 def check(
@@ -72,7 +74,10 @@ def check(
             )
         )
     if caps.daily_loss_cap is not None:
-        upl = sum((d.upl for d in state.deals if d.upl is not None), Decimal(0))
+        upl = sum(
+            (d.upl for d in state.deals if d.upl is not None and d.deal_id in state.opened_today),
+            Decimal(0),
+        )
         loss = -(state.realized_today + upl)
         if loss >= caps.daily_loss_cap:
             out.append(
