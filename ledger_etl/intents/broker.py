@@ -69,7 +69,7 @@ class Broker(Protocol):
     def market(self, epic: str) -> Market | None: ...
     def account_currency(self, account_id: str) -> str | None: ...
     def fx_rate(self, currency: str, account_currency: str) -> Decimal | None: ...
-    def deals(self, account_id: str) -> list[Deal]: ...
+    def deals(self, account_id: str, orders: bool = True) -> list[Deal]: ...
     def open_position(self, account_id: str, order: Order) -> str: ...
     def create_working_order(self, account_id: str, order: Order) -> str: ...
     def close_position(self, account_id: str, deal_id: str) -> str: ...
@@ -188,10 +188,12 @@ class CapitalBroker:
         found = fx.rate(currency, account_ccy, quotes)
         return None if found is None else found.rate
 
-    def deals(self, account_id: str) -> list[Deal]:
+    def deals(self, account_id: str, orders: bool = True) -> list[Deal]:
+        """Open positions, and working orders unless `orders` is False (a market order
+        neither needs nor changes them: one request less before each POST)."""
         with self.client.on_account(account_id):
             positions = fetch_positions(self.client).rows
-            orders = fetch_working_orders(self.client).rows
+            working = fetch_working_orders(self.client).rows if orders else []
         out = [
             Deal(
                 p.position.deal_id,
@@ -214,7 +216,7 @@ class CapitalBroker:
                 o.working_order_data.order_size,
                 o.working_order_data.order_level,
             )
-            for o in orders
+            for o in working
         ]
         return out
 

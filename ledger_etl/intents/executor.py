@@ -89,7 +89,8 @@ class Executor:
         for row in store.in_doubt(self.engine):
             if row.state == "UNKNOWN" and self._recover(row):
                 worked += 1
-        for row in store.due(self.engine, self.clock()):
+        modes = ("dry_run", "live") if self.live else ("dry_run",)
+        for row in store.due(self.engine, self.clock(), modes):
             self.process(row)
             worked += 1
         return worked
@@ -102,7 +103,7 @@ class Executor:
     def process(self, row: Any) -> None:
         now = self.clock()
         try:
-            deals = self.broker.deals(row.account_id)
+            deals = self.broker.deals(row.account_id, orders=_needs_orders(row))
             breaches = self._breaches(row, deals, now) if row.action in ("buy", "sell") else []
         except ApiError as error:
             if 400 <= error.status < 500 and error.status != 429:
@@ -119,7 +120,8 @@ class Executor:
             reason = "risk: " + "; ".join(f"{b.rule}: {b.detail}" for b in breaches)
             self._move(row, "VALIDATED", "REJECTED", reason=reason, violations=found)
             return
-        if not self.live:
+        if not self.live or row.mode != "live":
+            # An intent received in dry run is never sent, even by a later live executor.
             self._move(row, "VALIDATED", "DRY_RUN", reason="dry run: validated, not sent")
             return
         if row.action in ("buy", "sell"):
@@ -329,7 +331,7 @@ class Executor:
         try:
             if row.deal_reference and row.action in ("buy", "sell"):
                 return self._confirm(row, row.deal_reference)
-            deals = self.broker.deals(row.account_id)
+            deals = self.broker.deals(row.account_id, orders=_needs_orders(row))
         except CapitalError as error:
             log.warning("recovery of intent %s postponed: %s", row.id, error)
             return False
@@ -397,6 +399,12 @@ class Executor:
 
     def _move(self, row: Any, before: str, after: str, **values: Any) -> Any:
         return store.move(self.engine, row.id, before, after, self.clock(), **values)
+
+
+def _needs_orders(row: Any) -> bool:
+    """Working orders matter to cancels and to limit/stop orders, not to market orders."""
+    order_type = (row.order_request or {}).get("order_type")
+    return row.action == "cancel" or order_type not in (None, "MARKET")
 
 
 def _slippage(row: Any, filled: Decimal | None) -> dict[str, Any]:

@@ -171,14 +171,16 @@ def annotate(engine: Engine, intent_id: str, at: datetime, **values: Any) -> Non
         )
 
 
-def due(engine: Engine, now: datetime, limit: int = 20) -> list[Any]:
-    """VALIDATED intents whose turn has come, oldest first (the durable queue)."""
+def due(
+    engine: Engine, now: datetime, modes: tuple[str, ...] = ("dry_run", "live"), limit: int = 20
+) -> list[Any]:
+    """VALIDATED intents of `modes` whose turn has come, oldest first (the durable queue)."""
     c = trade_intents.c
     with engine.connect() as conn:
         return list(
             conn.execute(
                 select(trade_intents)
-                .where(c.state == "VALIDATED")
+                .where(c.state == "VALIDATED", c.mode.in_(modes))
                 .where((c.next_attempt_at.is_(None)) | (c.next_attempt_at <= now))
                 .order_by(c.received_at, c.id)
                 .limit(limit)

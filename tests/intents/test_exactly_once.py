@@ -182,3 +182,17 @@ def test_a_dropped_answer_with_no_deal_is_rejected_and_not_sent_again(
     assert "not re-sent" in final["reason"]
     assert posts - posts_before == 1  # the one that was dropped; never a second
     assert orders_posted(intents_sim) == before
+
+
+def test_an_intent_received_in_dry_run_is_never_sent_by_a_later_live_executor(
+    start_service, account_id, intents_sim
+):
+    before = orders_posted(intents_sim)
+    dry = start_service(live=False, executor=False)  # the webhook only: the intent stays queued
+    answer = dry.post(intent(account_id, alert_id="tv-dry-then-live", size=1))
+    assert answer.json()["intent"]["state"] == "VALIDATED"
+    dry.stop()
+    live = start_service(live=True)
+    final = wait_final(live, answer.json()["intent"]["id"])
+    assert final["state"] == "DRY_RUN"
+    assert orders_posted(intents_sim) == before
