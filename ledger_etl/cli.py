@@ -591,6 +591,13 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
         )
 
 
+# -- trading state (ledger_etl/trading/cli.py) ---------------------------------------------------
+from ledger_etl.trading.cli import COMMANDS as _TRADING_COMMANDS  # noqa: E402
+
+for _command in _TRADING_COMMANDS:
+    main.add_command(_command)
+
+
 from ledger_etl.intents.cli import intents as _intents  # noqa: E402
 
 main.add_command(_intents)

@@ -24,17 +24,23 @@ from ledger_etl.defs.history.automation import (
 )
 from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.resources import resources_from_environment
+from ledger_etl.defs.trading import definitions as trading
 
 
 def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
     """The definitions with `resources` (default: configured from the environment, see
     `resources_from_environment`)."""
     return dg.Definitions(
-        assets=[raw_transactions, raw_activity, ledger_entries, monthly_statement],
-        asset_checks=CHECKS,
-        jobs=[close_month_job, sync_job, discover_accounts_job],
-        schedules=[monthly_close_schedule, daily_sync_schedule, weekly_recheck_schedule],
-        sensors=[account_discovery_sensor, run_failure_alert],
+        assets=[raw_transactions, raw_activity, ledger_entries, monthly_statement, *trading.ASSETS],
+        asset_checks=[*CHECKS, *trading.CHECKS],
+        jobs=[close_month_job, sync_job, discover_accounts_job, *trading.JOBS],
+        schedules=[
+            monthly_close_schedule,
+            daily_sync_schedule,
+            weekly_recheck_schedule,
+            *trading.SCHEDULES,
+        ],
+        sensors=[account_discovery_sensor, run_failure_alert, *trading.SENSORS],
         resources=resources if resources is not None else resources_from_environment(),
     )
 

@@ -42,6 +42,7 @@ VARIABLES = (
     "CAPITAL_ENCRYPTED_PASSWORD", "CAPITAL_RATE_LIMIT", "CAPITAL_SPLIT_THRESHOLD",
     "LEDGER_DATABASE_URL", "LEDGER_EXPORT_DIR", "LEDGER_CHART_OF_ACCOUNTS", "LEDGER_CLOSE_DAY",
     "LEDGER_CLOSE_HOUR", "DAGSTER_HOME", "LEDGER_ETL_KILL_AT",
+    "TRADING_POLL_CRON", "TRADING_POLICY_FILE", "TRADING_INSTRUMENT_MAP",
 )  # fmt: skip
 
 _Number = TypeVar("_Number", int, float)
@@ -217,6 +218,33 @@ def configured_variables(env: Mapping[str, str] | None = None) -> frozenset[str]
 def export_environment(values: Mapping[str, str]) -> None:
     """Set variables for this process and the processes it starts (Dagster runs read them)."""
     os.environ.update(values)
+
+
+# -- trading state ------------------------------------------------------------------------------
+DEFAULT_TRADING_POLL_CRON = "*/5 * * * *"
+
+
+def trading_poll_cron(env: Mapping[str, str] | None = None) -> str:
+    """`TRADING_POLL_CRON`: when positions and working orders are polled (default every 5 min)."""
+    env = os.environ if env is None else env
+    raw = (env.get("TRADING_POLL_CRON") or "").strip() or DEFAULT_TRADING_POLL_CRON
+    if len(raw.split()) != 5:
+        raise SettingsError(f"TRADING_POLL_CRON must be a five-field cron expression, not {raw!r}")
+    return raw
+
+
+def trading_policy_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """`TRADING_POLICY_FILE`: the governance policy evaluated on every snapshot, or None."""
+    env = os.environ if env is None else env
+    raw = (env.get("TRADING_POLICY_FILE") or "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def trading_mapping_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """`TRADING_INSTRUMENT_MAP`: the user's epic -> ISIN / FIGI / TradingView mapping, or None."""
+    env = os.environ if env is None else env
+    raw = (env.get("TRADING_INSTRUMENT_MAP") or "").strip()
+    return Path(raw).expanduser() if raw else None
 
 
 # -- trade intents (ledger-etl intents serve) ----------------------------------------------------

@@ -49,6 +49,22 @@ CREATE INDEX ix_activities_account_time ON activities (account_id, occurred_at);
 
 CREATE INDEX ix_activities_deal ON activities (account_id, deal_id);
 
+CREATE TABLE deal_lifecycles (
+	account_id VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	state VARCHAR(32) NOT NULL, 
+	epic VARCHAR(64), 
+	intended JSON NOT NULL, 
+	executed JSON NOT NULL, 
+	current JSON NOT NULL, 
+	flags JSON NOT NULL, 
+	gone_since TIMESTAMP WITH TIME ZONE, 
+	event_keys JSON NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (account_id, deal_id)
+);
+
 CREATE TABLE entry_history (
 	id SERIAL NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 
@@ -60,6 +76,27 @@ CREATE TABLE entry_history (
 );
 
 CREATE INDEX ix_entry_history_entry ON entry_history (account_id, reference);
+
+CREATE TABLE instrument_versions (
+	instrument_id VARCHAR(80) NOT NULL, 
+	valid_from TIMESTAMP WITH TIME ZONE NOT NULL, 
+	valid_to TIMESTAMP WITH TIME ZONE, 
+	epic VARCHAR(64) NOT NULL, 
+	name TEXT, 
+	symbol TEXT, 
+	asset_class VARCHAR(32), 
+	currency VARCHAR(8), 
+	lot_size NUMERIC(38, 8), 
+	margin_factor NUMERIC(38, 8), 
+	margin_factor_unit VARCHAR(16), 
+	guaranteed_stop_allowed BOOLEAN, 
+	dealing_rules JSON NOT NULL, 
+	external_ids JSON NOT NULL, 
+	attributes_sha256 VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (instrument_id, valid_from)
+);
+
+CREATE INDEX ix_instrument_versions_epic ON instrument_versions (epic, valid_from);
 
 CREATE TABLE ledger_entries (
 	account_id VARCHAR(64) NOT NULL, 
@@ -82,6 +119,76 @@ CREATE TABLE ledger_entries (
 );
 
 CREATE INDEX ix_ledger_entries_account_time ON ledger_entries (account_id, posted_at);
+
+CREATE TABLE market_quotes (
+	epic VARCHAR(64) NOT NULL, 
+	observed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	bid NUMERIC(38, 8) NOT NULL, 
+	offer NUMERIC(38, 8) NOT NULL, 
+	market_status VARCHAR(32), 
+	source VARCHAR(32) NOT NULL, 
+	PRIMARY KEY (epic, observed_at)
+);
+
+CREATE TABLE order_snapshots (
+	id SERIAL NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	observed_from TIMESTAMP WITH TIME ZONE NOT NULL, 
+	observed_to TIMESTAMP WITH TIME ZONE, 
+	content_sha256 VARCHAR(64) NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE, 
+	epic VARCHAR(64) NOT NULL, 
+	direction VARCHAR(8) NOT NULL, 
+	size NUMERIC(38, 8) NOT NULL, 
+	level NUMERIC(38, 8) NOT NULL, 
+	stop_level NUMERIC(38, 8), 
+	stop_distance NUMERIC(38, 8), 
+	profit_level NUMERIC(38, 8), 
+	profit_distance NUMERIC(38, 8), 
+	guaranteed_stop BOOLEAN NOT NULL, 
+	trailing_stop BOOLEAN NOT NULL, 
+	deal_reference VARCHAR(128), 
+	working_order_id VARCHAR(64), 
+	raw TEXT NOT NULL, 
+	order_type VARCHAR(16) NOT NULL, 
+	time_in_force VARCHAR(32), 
+	good_till TIMESTAMP WITH TIME ZONE, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_order_snapshots_deal ON order_snapshots (account_id, deal_id);
+
+CREATE INDEX ix_order_snapshots_time ON order_snapshots (account_id, observed_from);
+
+CREATE TABLE position_snapshots (
+	id SERIAL NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	observed_from TIMESTAMP WITH TIME ZONE NOT NULL, 
+	observed_to TIMESTAMP WITH TIME ZONE, 
+	content_sha256 VARCHAR(64) NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE, 
+	epic VARCHAR(64) NOT NULL, 
+	direction VARCHAR(8) NOT NULL, 
+	size NUMERIC(38, 8) NOT NULL, 
+	level NUMERIC(38, 8) NOT NULL, 
+	stop_level NUMERIC(38, 8), 
+	stop_distance NUMERIC(38, 8), 
+	profit_level NUMERIC(38, 8), 
+	profit_distance NUMERIC(38, 8), 
+	guaranteed_stop BOOLEAN NOT NULL, 
+	trailing_stop BOOLEAN NOT NULL, 
+	deal_reference VARCHAR(128), 
+	working_order_id VARCHAR(64), 
+	raw TEXT NOT NULL, 
+	broker_upl NUMERIC(38, 8), 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_position_snapshots_deal ON position_snapshots (account_id, deal_id);
+
+CREATE INDEX ix_position_snapshots_time ON position_snapshots (account_id, observed_from);
 
 CREATE TABLE quarantine (
 	id SERIAL NOT NULL, 
@@ -135,6 +242,55 @@ CREATE TABLE runs (
 	code_version VARCHAR(32) NOT NULL, 
 	PRIMARY KEY (run_id)
 );
+
+CREATE TABLE trading_alerts (
+	account_id VARCHAR(64) NOT NULL, 
+	alert_key VARCHAR(64) NOT NULL, 
+	rule VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64), 
+	detail JSON NOT NULL, 
+	first_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	last_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	resolved_at TIMESTAMP WITH TIME ZONE, 
+	PRIMARY KEY (account_id, alert_key)
+);
+
+CREATE TABLE trading_changelog (
+	account_id VARCHAR(64) NOT NULL, 
+	seq INTEGER NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	event VARCHAR(32) NOT NULL, 
+	from_state VARCHAR(32), 
+	to_state VARCHAR(32), 
+	occurred_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	source VARCHAR(16) NOT NULL, 
+	detail JSON NOT NULL, 
+	flag VARCHAR(32), 
+	prev_hash VARCHAR(64) NOT NULL, 
+	entry_hash VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (account_id, seq)
+);
+
+CREATE INDEX ix_trading_changelog_deal ON trading_changelog (account_id, deal_id);
+
+CREATE TABLE trading_polls (
+	id SERIAL NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	observed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	currency VARCHAR(8), 
+	positions_seen INTEGER NOT NULL, 
+	orders_seen INTEGER NOT NULL, 
+	rows_written INTEGER NOT NULL, 
+	figures JSON NOT NULL, 
+	problems JSON NOT NULL, 
+	error TEXT, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_trading_polls_account_time ON trading_polls (account_id, observed_at);
 
 CREATE TABLE balance_observations (
 	id SERIAL NOT NULL, 

@@ -49,6 +49,22 @@ CREATE INDEX ix_activities_account_time ON activities (account_id, occurred_at);
 
 CREATE INDEX ix_activities_deal ON activities (account_id, deal_id);
 
+CREATE TABLE deal_lifecycles (
+	account_id VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	state VARCHAR(32) NOT NULL, 
+	epic VARCHAR(64), 
+	intended JSON NOT NULL, 
+	executed JSON NOT NULL, 
+	current JSON NOT NULL, 
+	flags JSON NOT NULL, 
+	gone_since DATETIME, 
+	event_keys JSON NOT NULL, 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (account_id, deal_id)
+);
+
 CREATE TABLE entry_history (
 	id INTEGER NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 
@@ -60,6 +76,27 @@ CREATE TABLE entry_history (
 );
 
 CREATE INDEX ix_entry_history_entry ON entry_history (account_id, reference);
+
+CREATE TABLE instrument_versions (
+	instrument_id VARCHAR(80) NOT NULL, 
+	valid_from DATETIME NOT NULL, 
+	valid_to DATETIME, 
+	epic VARCHAR(64) NOT NULL, 
+	name TEXT, 
+	symbol TEXT, 
+	asset_class VARCHAR(32), 
+	currency VARCHAR(8), 
+	lot_size TEXT, 
+	margin_factor TEXT, 
+	margin_factor_unit VARCHAR(16), 
+	guaranteed_stop_allowed BOOLEAN, 
+	dealing_rules JSON NOT NULL, 
+	external_ids JSON NOT NULL, 
+	attributes_sha256 VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (instrument_id, valid_from)
+);
+
+CREATE INDEX ix_instrument_versions_epic ON instrument_versions (epic, valid_from);
 
 CREATE TABLE ledger_entries (
 	account_id VARCHAR(64) NOT NULL, 
@@ -82,6 +119,76 @@ CREATE TABLE ledger_entries (
 );
 
 CREATE INDEX ix_ledger_entries_account_time ON ledger_entries (account_id, posted_at);
+
+CREATE TABLE market_quotes (
+	epic VARCHAR(64) NOT NULL, 
+	observed_at DATETIME NOT NULL, 
+	bid TEXT NOT NULL, 
+	offer TEXT NOT NULL, 
+	market_status VARCHAR(32), 
+	source VARCHAR(32) NOT NULL, 
+	PRIMARY KEY (epic, observed_at)
+);
+
+CREATE TABLE order_snapshots (
+	id INTEGER NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	observed_from DATETIME NOT NULL, 
+	observed_to DATETIME, 
+	content_sha256 VARCHAR(64) NOT NULL, 
+	created_at DATETIME, 
+	epic VARCHAR(64) NOT NULL, 
+	direction VARCHAR(8) NOT NULL, 
+	size TEXT NOT NULL, 
+	level TEXT NOT NULL, 
+	stop_level TEXT, 
+	stop_distance TEXT, 
+	profit_level TEXT, 
+	profit_distance TEXT, 
+	guaranteed_stop BOOLEAN NOT NULL, 
+	trailing_stop BOOLEAN NOT NULL, 
+	deal_reference VARCHAR(128), 
+	working_order_id VARCHAR(64), 
+	raw TEXT NOT NULL, 
+	order_type VARCHAR(16) NOT NULL, 
+	time_in_force VARCHAR(32), 
+	good_till DATETIME, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_order_snapshots_deal ON order_snapshots (account_id, deal_id);
+
+CREATE INDEX ix_order_snapshots_time ON order_snapshots (account_id, observed_from);
+
+CREATE TABLE position_snapshots (
+	id INTEGER NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	observed_from DATETIME NOT NULL, 
+	observed_to DATETIME, 
+	content_sha256 VARCHAR(64) NOT NULL, 
+	created_at DATETIME, 
+	epic VARCHAR(64) NOT NULL, 
+	direction VARCHAR(8) NOT NULL, 
+	size TEXT NOT NULL, 
+	level TEXT NOT NULL, 
+	stop_level TEXT, 
+	stop_distance TEXT, 
+	profit_level TEXT, 
+	profit_distance TEXT, 
+	guaranteed_stop BOOLEAN NOT NULL, 
+	trailing_stop BOOLEAN NOT NULL, 
+	deal_reference VARCHAR(128), 
+	working_order_id VARCHAR(64), 
+	raw TEXT NOT NULL, 
+	broker_upl TEXT, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_position_snapshots_deal ON position_snapshots (account_id, deal_id);
+
+CREATE INDEX ix_position_snapshots_time ON position_snapshots (account_id, observed_from);
 
 CREATE TABLE quarantine (
 	id INTEGER NOT NULL, 
@@ -135,6 +242,55 @@ CREATE TABLE runs (
 	code_version VARCHAR(32) NOT NULL, 
 	PRIMARY KEY (run_id)
 );
+
+CREATE TABLE trading_alerts (
+	account_id VARCHAR(64) NOT NULL, 
+	alert_key VARCHAR(64) NOT NULL, 
+	rule VARCHAR(64) NOT NULL, 
+	deal_id VARCHAR(64), 
+	detail JSON NOT NULL, 
+	first_at DATETIME NOT NULL, 
+	last_at DATETIME NOT NULL, 
+	resolved_at DATETIME, 
+	PRIMARY KEY (account_id, alert_key)
+);
+
+CREATE TABLE trading_changelog (
+	account_id VARCHAR(64) NOT NULL, 
+	seq INTEGER NOT NULL, 
+	deal_id VARCHAR(64) NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	event VARCHAR(32) NOT NULL, 
+	from_state VARCHAR(32), 
+	to_state VARCHAR(32), 
+	occurred_at DATETIME NOT NULL, 
+	recorded_at DATETIME NOT NULL, 
+	source VARCHAR(16) NOT NULL, 
+	detail JSON NOT NULL, 
+	flag VARCHAR(32), 
+	prev_hash VARCHAR(64) NOT NULL, 
+	entry_hash VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (account_id, seq)
+);
+
+CREATE INDEX ix_trading_changelog_deal ON trading_changelog (account_id, deal_id);
+
+CREATE TABLE trading_polls (
+	id INTEGER NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	observed_at DATETIME NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	currency VARCHAR(8), 
+	positions_seen INTEGER NOT NULL, 
+	orders_seen INTEGER NOT NULL, 
+	rows_written INTEGER NOT NULL, 
+	figures JSON NOT NULL, 
+	problems JSON NOT NULL, 
+	error TEXT, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_trading_polls_account_time ON trading_polls (account_id, observed_at);
 
 CREATE TABLE balance_observations (
 	id INTEGER NOT NULL, 

@@ -39,9 +39,14 @@ def _instant(params: dict[str, str], name: str, default: datetime | None = None)
 
 
 def _account(sim: Simulator, params: dict[str, str]) -> int:
+    """The account asked for; the deal book is brought up to now first (orders fill or expire
+    as the clock passes), so the truth includes what dealing did."""
+    from ledger_etl.simulator.execution import settle
+
     spec = sim.world.account(params.get("account", ""))
     if spec is None:
         raise ApiError(404, "error.not-found.account")
+    settle(sim)
     return spec.index
 
 
@@ -155,6 +160,19 @@ def post_clock(sim: Simulator, request: Request) -> Reply:
     return _reply(200, sim.clock.describe())
 
 
+def vanish_deal(sim: Simulator, request: Request) -> Reply:
+    """Remove an open position or working order behind the client's back: no activity row, no
+    transaction, no confirm; it is simply gone from /positions or /workingorders from now on
+    (for testing how a client notices deals that vanish without explanation)."""
+    from ledger_etl.simulator.execution import vanish
+
+    index = _account(sim, request.params)
+    kind = vanish(sim, index, request.params["_path_dealId"], sim.clock.now())
+    if kind is None:
+        raise ApiError(404, "error.not-found.dealId")
+    return _reply(200, {"dealId": request.params["_path_dealId"], "removed": kind})
+
+
 def expire_sessions(sim: Simulator, request: Request) -> Reply:
     return _reply(200, {"expired": sim.sessions.expire_all()})
 
@@ -198,6 +216,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/clock"): get_clock,
     ("POST", "/clock"): post_clock,
     ("POST", "/sessions/expire"): expire_sessions,
+    ("DELETE", "/deals/{dealId}"): vanish_deal,
     ("GET", "/stats"): stats,
     ("DELETE", "/stats"): reset_stats,
     ("GET", "/requests"): requests_log,

@@ -115,6 +115,7 @@ class DealBook:
             stop_level=stop,
             profit_level=profit,
             amended=None,
+            revisions=[],  # never share the scripted life's list
         )
         self.positions[p.deal_id] = Held(at, copy)
         return copy

@@ -14,10 +14,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ledger_etl.simulator import rules
+from ledger_etl.simulator.book import FOREVER, Held
 from ledger_etl.simulator.catalog import Instrument, instrument
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
 from ledger_etl.simulator.execution import (
+    account_funds,
     closing_price,
     confirm,
     deal_status,
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from ledger_etl.simulator.app import Handler, Reply, Request, Simulator
 
 HOUR = 3600.0
+SPACING_TOLERANCE = 1e-4
 
 
 def _reply(body: Any) -> Reply:
@@ -60,9 +63,13 @@ def _admit(sim: Simulator) -> None:
     an excess request is refused and does not count."""
     now, times = sim.clock.timestamp(), sim.world.book.created_at
     cap = sim.config.orders_per_hour if sim.config.world.demo else None
+    while times and times[-1] >= now:  # the operator set the clock back: forget its future
+        times.pop()
     while times and now - times[0] >= HOUR:
         times.popleft()
-    if times and now - times[-1] < sim.config.order_spacing_seconds:
+    # A client that waits exactly the spacing passes: the tolerance absorbs float rounding of
+    # epoch seconds (about 2e-7 s today).
+    if times and now - times[-1] < sim.config.order_spacing_seconds - SPACING_TOLERANCE:
         raise ApiError(429, "error.too-many.requests")
     if cap is not None and len(times) >= cap:
         raise ApiError(429, "error.too-many.requests")
@@ -131,8 +138,6 @@ def post_position(sim: Simulator, request: Request) -> Reply:
 def _check_margin(
     sim: Simulator, index: int, inst: Instrument, side: str, size: Decimal, now: datetime
 ) -> None:
-    from ledger_etl.simulator.routes import _upl, position_margin
-
     positions = sim.world.open_positions(index, now)
     opening = size
     if not hedging(sim):
@@ -143,19 +148,19 @@ def _check_margin(
         opening = max(Decimal(0), size - opposite)
     needed = opening * sim.market.mid(inst.epic, now) * _per_unit_fx(sim, index, inst, now)
     needed = needed * inst.margin_factor / 100
-    available = sim.world.balance_at(index, now) + sum(
-        (_upl(sim, p, now) - position_margin(sim, p, now) for p in positions), Decimal(0)
-    )
-    if needed > available:
+    balance, upl, margin = account_funds(sim, index, now)
+    if needed > balance + upl - margin:
         raise ApiError(400, "error.validation.margin")
 
 
-def _open_position(sim: Simulator, request: Request, index: int, now: datetime) -> PositionLife:
+def _find_position(sim: Simulator, request: Request, index: int, now: datetime) -> PositionLife:
+    """The open position the path names, not yet taken over from the script: a request that is
+    refused must leave the scripted future as it was."""
     deal_id = request.params["_path_dealId"]
-    for p in sim.world.open_positions(index, now):
-        if p.deal_id == deal_id:
-            return own_position(sim, p, now)
-    raise ApiError(404, "error.not-found.dealId")
+    found = next((p for p in sim.world.open_positions(index, now) if p.deal_id == deal_id), None)
+    if found is None:
+        raise ApiError(404, "error.not-found.dealId")
+    return found
 
 
 def put_position(sim: Simulator, request: Request) -> Reply:
@@ -164,10 +169,7 @@ def put_position(sim: Simulator, request: Request) -> Reply:
         body = request.json()
         if "size" in body:
             raise ApiError(400, "error.invalid.size")
-        deal_id = request.params["_path_dealId"]
-        if not any(p.deal_id == deal_id for p in sim.world.open_positions(index, now)):
-            raise ApiError(404, "error.not-found.dealId")
-        current = next(p for p in sim.world.open_positions(index, now) if p.deal_id == deal_id)
+        current = _find_position(sim, request, index, now)
         inst = instrument(current.epic)
         stop, profit = current.stops_at(now)
         before = rules.Protection(stop, profit, current.guaranteed_stop, current.trailing_stop)
@@ -176,8 +178,8 @@ def put_position(sim: Simulator, request: Request) -> Reply:
             current.size_at(now), _per_unit_fx(sim, index, inst, now), hedging=hedging(sim),
             current=before,
         )  # fmt: skip
-        life = _open_position(sim, request, index, now)
-        life.stop_level, life.profit_level = guard.stop_level, guard.profit_level
+        life = own_position(sim, current, now)
+        life.amend(now, guard.stop_level, guard.profit_level)
         life.guaranteed_stop, life.trailing_stop = guard.guaranteed_stop, guard.trailing_stop
         sim.world.book.add_activity(
             now, life, "USER", "EDIT_STOP_AND_LIMIT", "MODIFIED", size=life.size_at(now),
@@ -199,7 +201,7 @@ def delete_position(sim: Simulator, request: Request) -> Reply:
     """A full close (a `size` parameter is ignored, as on the live API)."""
     index, now = _begin(sim, request)
     with sim.world.book.lock:
-        life = _open_position(sim, request, index, now)
+        life = _find_position(sim, request, index, now)
         reference = f"p_{life.deal_id}"
         size = life.size_at(now)
         if not sim.market.is_open(life.epic, now):
@@ -212,6 +214,7 @@ def delete_position(sim: Simulator, request: Request) -> Reply:
                 trailingStop=life.trailing_stop,
             )  # fmt: skip
             return _reply({"dealReference": reference})
+        life = own_position(sim, life, now)
         price = closing_price(sim, life.epic, life.direction, now)
         deal, profit = reduce(sim, life, size, price, now, "USER")
         confirm(
@@ -248,8 +251,6 @@ def post_working_order(sim: Simulator, request: Request) -> Reply:
         stop_distance, profit_distance = guard.distances(level)
         book = sim.world.book
         deal_id, reference = book.next_deal_id(index, now), book.next_order_reference()
-        from ledger_etl.simulator.book import FOREVER, Held
-
         order = OrderLife(
             index, deal_id, reference, inst.epic, side, size, level, order_type, now, FOREVER,
             "WORKING", good_till, stop_distance, profit_distance,

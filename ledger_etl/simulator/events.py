@@ -183,15 +183,30 @@ class PositionLife:
     profit_level: Decimal | None = None
     amended: datetime | None = None  # when stop/profit took effect (None: from the open)
     trailing_stop: bool = False
+    # Amendments through the API, oldest first: (from, stopLevel, profitLevel); the first entry
+    # is the state before the first amendment.
+    revisions: list[tuple[datetime, Decimal | None, Decimal | None]] = field(default_factory=list)
 
     def size_at(self, instant: datetime) -> Decimal:
         return self.size - sum((s for t, s in self.partial if t <= instant), Decimal(0))
 
     def stops_at(self, instant: datetime) -> tuple[Decimal | None, Decimal | None]:
         """(stopLevel, profitLevel) as shown at `instant`: an edit shows from its own row on."""
+        if self.revisions:
+            for at, stop, profit in reversed(self.revisions):
+                if at <= instant:
+                    return stop, profit
+            return self.revisions[0][1:]
         if self.amended is not None and instant < self.amended:
             return None, None
         return self.stop_level, self.profit_level
+
+    def amend(self, at: datetime, stop: Decimal | None, profit: Decimal | None) -> None:
+        """Set stop and profit from `at` on, keeping what they were before for past instants."""
+        if not self.revisions:
+            self.revisions.append((self.opened, self.stop_level, self.profit_level))
+        self.revisions.append((at, stop, profit))
+        self.stop_level, self.profit_level = stop, profit
 
 
 @dataclass

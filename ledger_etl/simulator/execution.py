@@ -7,28 +7,27 @@ and the confirm of the request that caused it.
 Execution prices: a BUY opens at the offer and a SELL at the bid; a close deals the other side
 (a BUY position closes at the bid). Working orders fill at the quote of the first second the
 price path crosses their level while the market is open (LIMIT: the offer at or below a BUY
-level, the bid at or above a SELL level; STOP the other way round), scanned every
-`SCAN_SECONDS` and pinned to the second; a crossing shorter than the scan step can be missed.
+level, the bid at or above a SELL level; STOP the other way round), found by the scan in
+simulator.fills.
 In netting mode (hedgingMode false, the default) a deal first reduces the account's opposite
 positions in the same market, oldest first, and only the rest opens a new position.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ledger_etl.simulator.book import FOREVER, Held
 from ledger_etl.simulator.catalog import instrument
 from ledger_etl.simulator.events import OrderLife, PositionLife, money
+from ledger_etl.simulator.fills import Pending, first_crossings
 from ledger_etl.simulator.prices import epoch_second
 from ledger_etl.simulator.wire import format_row_datetime
 
 if TYPE_CHECKING:
     from ledger_etl.simulator.app import Simulator
-
-SCAN_SECONDS = 10
 
 
 def hedging(sim: Simulator) -> bool:
@@ -42,49 +41,28 @@ def settle(sim: Simulator) -> None:
         last, book.settled = book.settled, max(now, book.settled or now)
         if last is None or now <= last:
             return
-        events: list[tuple[datetime, int, str, OrderLife]] = []
+        windows: list[Pending] = []
         for held in book.orders.values():
             order = held.life
-            if order.ended != FOREVER:
-                continue
-            start = max(last, held.since)
-            end = min(now, order.good_till or FOREVER)
-            filled = _trigger(sim, order, start, end)
-            if filled is not None:
-                events.append((filled, 0, order.deal_id, order))
-            elif order.good_till is not None and start < order.good_till <= now:
+            if order.ended == FOREVER:
+                end = min(now, order.good_till or FOREVER)
+                start = max(last, held.since)
+                windows.append(Pending(order, epoch_second(start) + 1, epoch_second(end)))
+        series = {w.order.epic: sim.market.series(w.order.epic) for w in windows}
+        filled = first_crossings(series, windows)
+        events: list[tuple[datetime, int, str, OrderLife]] = []
+        for w in windows:
+            order = w.order
+            if order.deal_id in filled:
+                at = datetime.fromtimestamp(filled[order.deal_id], UTC)
+                events.append((at, 0, order.deal_id, order))
+            elif order.good_till is not None and last < order.good_till <= now:
                 events.append((order.good_till, 1, order.deal_id, order))
         for at, kind, _, order in sorted(events, key=lambda e: e[:3]):
             if kind == 0:
                 fill(sim, order, at)
             else:
                 end_order(sim, order, at, "EXPIRED", "SYSTEM")
-
-
-def _trigger(sim: Simulator, order: OrderLife, start: datetime, end: datetime) -> datetime | None:
-    """The first whole second in (start, end] at which the order's level is crossed."""
-    series = sim.market.series(order.epic)
-    level = order.level * series.scale  # in ticks, exact
-
-    def crossed(second: int) -> bool:
-        if not series.hours.is_open(second):
-            return False
-        mid = series.raw_mid_ticks(second)
-        if order.direction == "BUY":
-            ask = series.ask_ticks(mid)
-            return ask <= level if order.order_type == "LIMIT" else ask >= level
-        bid = series.bid_ticks(mid)
-        return bid >= level if order.order_type == "LIMIT" else bid <= level
-
-    first, last = epoch_second(start) + 1, epoch_second(end)
-    low = first
-    while low <= last:
-        high = min(low + SCAN_SECONDS - 1, last)
-        if crossed(high):
-            second = next(s for s in range(low, high + 1) if crossed(s))
-            return datetime.fromtimestamp(second, start.tzinfo)
-        low = high + 1
-    return None
 
 
 # -- positions ----------------------------------------------------------------------------------
@@ -120,6 +98,38 @@ def realised(
     return money(raw * sim.world.fx_at(inst.currency, account_ccy, at))
 
 
+def unrealised(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
+    """(closing price - open level) x size x lot size, negated for SELL, in the account's
+    currency at the FX mid of `now`; the closing price is the bid for BUY, the offer for SELL."""
+    inst, sign = instrument(p.epic), 1 if p.direction == "BUY" else -1
+    move = closing_price(sim, p.epic, p.direction, now) - p.level
+    rate = sim.world.fx_at(inst.currency, sim.world.accounts[p.account].currency, now)
+    return move * p.size_at(now) * inst.lot_size * sign * rate
+
+
+def account_funds(sim: Simulator, index: int, now: datetime) -> tuple[Decimal, Decimal, Decimal]:
+    """(balance, unrealised P&L, margin) of an account at `now`, with each market's quote and
+    FX rate taken once however many positions it holds."""
+    by_epic: dict[str, list[PositionLife]] = {}
+    for p in sim.world.open_positions(index, now):
+        by_epic.setdefault(p.epic, []).append(p)
+    upl = margin = Decimal(0)
+    account_ccy = sim.world.accounts[index].currency
+    for epic, positions in by_epic.items():
+        inst = instrument(epic)
+        bid, ask = sim.market.bid_ask(epic, now)
+        mid = sim.market.mid(epic, now)
+        rate = sim.world.fx_at(inst.currency, account_ccy, now) * inst.lot_size
+        for p in positions:
+            size = p.size_at(now)
+            if p.direction == "BUY":
+                upl += (bid - p.level) * size * rate
+            else:
+                upl += (p.level - ask) * size * rate
+            margin += size * mid * rate * inst.margin_factor / 100
+    return sim.world.balance_at(index, now), upl, margin
+
+
 def reduce(
     sim: Simulator, p: PositionLife, size: Decimal, price: Decimal, at: datetime, source: str
 ) -> tuple[dict[str, str], Decimal]:
@@ -138,7 +148,11 @@ def reduce(
         actions=[{"actionType": action, "affectedDealId": p.deal_id}],
     )  # fmt: skip
     book.add_trade(at, p, pnl)
-    return {"dealId": p.deal_id, "status": "FULLY_CLOSED" if full else "PARTIALLY_CLOSED"}, pnl
+    deal = {"dealId": p.deal_id, "status": "FULLY_CLOSED" if full else "PARTIALLY_CLOSED"}
+    currency = sim.world.accounts[p.account].currency
+    status = "CLOSED" if full else "PARTIALLY_CLOSED"
+    _position_confirm(sim, p, at, status, deal, price, size, profit=pnl, profitCurrency=currency)
+    return deal, pnl
 
 
 def execute(
@@ -178,8 +192,25 @@ def execute(
             stopLevel=life.stop_level, profitLevel=life.profit_level,
             actions=[{"actionType": "POSITION_OPENED", "affectedDealId": deal_id}],
         )  # fmt: skip
-        affected.append({"dealId": deal_id, "status": "OPENED"})
+        opened = {"dealId": deal_id, "status": "OPENED"}
+        _position_confirm(sim, life, at, "OPEN", opened, price, remaining)
+        affected.append(opened)
     return affected, profit
+
+
+def _position_confirm(
+    sim: Simulator, p: PositionLife, at: datetime, status: str, deal: dict[str, str],
+    level: Decimal, size: Decimal, **extra: Any,
+) -> None:  # fmt: skip
+    """What `GET /confirms/p_<dealId>` answers after an operation on the position."""
+    stops = {"stopLevel": p.stop_level, "profitLevel": p.profit_level}
+    confirm(
+        sim, p.account, f"p_{p.deal_id}", at, status=status, reason="SUCCESS",
+        dealStatus="ACCEPTED", epic=p.epic, dealId=p.deal_id, affectedDeals=[deal], level=level,
+        size=size, direction=p.direction, guaranteedStop=p.guaranteed_stop,
+        trailingStop=p.trailing_stop, **{k: v for k, v in stops.items() if v is not None},
+        **extra,
+    )  # fmt: skip
 
 
 def deal_status(affected: list[dict[str, str]]) -> str:
@@ -231,3 +262,19 @@ def confirm(
     out["dealReference"] = reference
     sim.world.book.confirms[reference] = {"account": account, "body": out}
     return out
+
+
+def vanish(sim: Simulator, account: int, deal_id: str, at: datetime) -> str | None:
+    """Take an open deal out of the world without a trace; "position", "order" or None."""
+    book = sim.world.book
+    with book.lock:
+        for p in sim.world.open_positions(account, at):
+            if p.deal_id == deal_id:
+                own_position(sim, p, at).closed = at
+                return "position"
+        for o in sim.world.open_orders(account, at):
+            if o.deal_id == deal_id:
+                order = own_order(sim, o, at)
+                order.ended, order.outcome = at, "VANISHED"
+                return "order"
+    return None

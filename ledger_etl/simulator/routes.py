@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ledger_etl.simulator import catalog, dealing
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
-from ledger_etl.simulator.execution import settle
+from ledger_etl.simulator.execution import account_funds, settle, unrealised
 from ledger_etl.simulator.history import (
     matches,
     parse_query,
@@ -88,11 +89,7 @@ def get_encryption_key(sim: Simulator, request: Request) -> Reply:
 
 
 def _balance_block(sim: Simulator, index: int) -> dict[str, float]:
-    now = _now(sim)
-    balance = sim.world.balance_at(index, now)
-    positions = sim.world.open_positions(index, now)
-    upl = sum((_upl(sim, p, now) for p in positions), Decimal(0))
-    margin = sum((position_margin(sim, p, now) for p in positions), Decimal(0))
+    balance, upl, margin = account_funds(sim, index, _now(sim))
     return {
         "balance": float(balance),
         "deposit": float(balance),
@@ -124,6 +121,7 @@ def post_session(sim: Simulator, request: Request) -> Reply:
     ):
         raise ApiError(401, "error.invalid.details")
     preferred = next(a for a in sim.world.accounts if a.preferred)
+    settle(sim)  # the balance below includes orders filled since the last request
     request.session = sim.sessions.create(sim.world.client_id, preferred.account_id)
     accounts = [_account_item(sim, a.index, with_status=False) for a in sim.world.accounts]
     return _reply(
@@ -276,31 +274,22 @@ def get_activity(sim: Simulator, request: Request) -> Reply:
 
 
 # -- positions, orders, confirms ----------------------------------------------------------------
-def _ccy(epic: str) -> str:
-    return catalog.instrument(epic).currency
+def _market_items(sim: Simulator, now: datetime) -> Callable[[str], dict[str, Any]]:
+    """The `market` block of one answer, computed once per epic (a snapshot's day range costs
+    far more than the rest of an item)."""
+    offset, cache = _offset(sim), dict[str, dict[str, Any]]()
+
+    def item(epic: str) -> dict[str, Any]:
+        if epic not in cache:
+            cache[epic] = sim.market.market_item(epic, now, offset_hours=offset)
+        return dict(cache[epic])
+
+    return item
 
 
-def _upl(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
-    """(closing price - open level) x size x lot size, negated for SELL, in the account's
-    currency at the FX mid of `now`; the closing price is the bid for BUY, the offer for SELL."""
-    sign = 1 if p.direction == "BUY" else -1
-    bid, ask = sim.market.bid_ask(p.epic, now)
-    move = (bid if p.direction == "BUY" else ask) - p.level
-    account_ccy = sim.world.accounts[p.account].currency
-    lot = catalog.instrument(p.epic).lot_size
-    return move * p.size_at(now) * lot * sign * sim.world.fx_at(_ccy(p.epic), account_ccy, now)
-
-
-def position_margin(sim: Simulator, p: PositionLife, now: datetime) -> Decimal:
-    """Notional at the mid x marginFactor / 100, in the account's currency."""
-    inst = catalog.instrument(p.epic)
-    notional = p.size_at(now) * inst.lot_size * sim.market.mid(p.epic, now)
-    account_ccy = sim.world.accounts[p.account].currency
-    rate = sim.world.fx_at(inst.currency, account_ccy, now)
-    return notional * rate * inst.margin_factor / 100
-
-
-def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, Any]:
+def _position_item(
+    sim: Simulator, p: PositionLife, now: datetime, market: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
     offset = _offset(sim)
     position: dict[str, Any] = {
         "contractSize": 1,
@@ -311,7 +300,7 @@ def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, 
         "workingOrderId": p.working_order_id or p.deal_id,
         "size": float(p.size_at(now)),
         "leverage": _leverage(p.epic),
-        "upl": float(_upl(sim, p, now).quantize(Decimal("0.01"))),
+        "upl": float(unrealised(sim, p, now).quantize(Decimal("0.01"))),
         "direction": p.direction,
         "level": float(p.level),
         "currency": sim.world.accounts[p.account].currency,
@@ -323,19 +312,21 @@ def _position_item(sim: Simulator, p: PositionLife, now: datetime) -> dict[str, 
         position["trailingStop"] = p.trailing_stop
     if profit is not None:
         position["profitLevel"] = float(profit)
-    return {
-        "position": position,
-        "market": sim.market.market_item(p.epic, now, offset_hours=_offset(sim)),
-    }
+    return {"position": position, "market": market(p.epic)}
 
 
 def get_positions(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
     index = _account_index(sim, request)
+    market = _market_items(sim, now)
     return _reply(
         200,
-        {"positions": [_position_item(sim, p, now) for p in sim.world.open_positions(index, now)]},
+        {
+            "positions": [
+                _position_item(sim, p, now, market) for p in sim.world.open_positions(index, now)
+            ]
+        },
     )
 
 
@@ -345,11 +336,13 @@ def get_position(sim: Simulator, request: Request) -> Reply:
     deal_id = request.params["_path_dealId"]
     for p in sim.world.open_positions(_account_index(sim, request), now):
         if p.deal_id == deal_id:
-            return _reply(200, _position_item(sim, p, now))
+            return _reply(200, _position_item(sim, p, now, _market_items(sim, now)))
     raise ApiError(404, "error.not-found.dealId")
 
 
-def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
+def _order_item(
+    sim: Simulator, o: OrderLife, now: datetime, market: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
     offset = _offset(sim)
     data: dict[str, Any] = {
         "dealId": o.deal_id,
@@ -378,19 +371,21 @@ def _order_item(sim: Simulator, o: OrderLife, now: datetime) -> dict[str, Any]:
     data.update(
         {"trailingStop": o.trailing_stop, "currencyCode": sim.world.accounts[o.account].currency}
     )
-    return {
-        "workingOrderData": data,
-        "marketData": sim.market.market_item(o.epic, now, offset_hours=_offset(sim)),
-    }
+    return {"workingOrderData": data, "marketData": market(o.epic)}
 
 
 def get_working_orders(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     now = _now(sim)
     index = _account_index(sim, request)
+    market = _market_items(sim, now)
     return _reply(
         200,
-        {"workingOrders": [_order_item(sim, o, now) for o in sim.world.open_orders(index, now)]},
+        {
+            "workingOrders": [
+                _order_item(sim, o, now, market) for o in sim.world.open_orders(index, now)
+            ]
+        },
     )
 
 

@@ -178,7 +178,12 @@ def confirm_events(confirm: Confirm, kind: str, pending_id: str) -> list[Event]:
         elif status == "DELETED":
             events.append(Event(affected.deal_id, ORDER, "cancelled", when, "confirm", base, key))
         elif status == "FULLY_CLOSED":
-            events.append(Event(affected.deal_id, POSITION, "closed", when, "confirm", base, key))
+            profit = confirm.extra_fields.get("profit")
+            closed = {
+                **base,
+                **({"realised": jsonable({"p": profit})["p"]} if profit is not None else {}),
+            }
+            events.append(Event(affected.deal_id, POSITION, "closed", when, "confirm", closed, key))
         elif status == "AMENDED":
             edit = jsonable(
                 {"stop_level": confirm.stop_level, "profit_level": confirm.profit_level}

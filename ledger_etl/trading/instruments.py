@@ -15,10 +15,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger_etl.capital.trading_models import MarketDetails
 from ledger_etl.errors import InputError
+
+if TYPE_CHECKING:
+    from ledger_etl.capital.trading_models import MarketDetails
 
 ID_PREFIX = "CAPITAL:"
 EXTERNAL_SCHEMES = ("ISIN", "FIGI", "TRADINGVIEW")

@@ -13,6 +13,7 @@ must never look closed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,7 +70,9 @@ def account_currency(account: Account | None) -> str | None:
 
 
 def _problem(kind: str, problem: RowProblem) -> dict[str, Any]:
-    return {"kind": kind, "reason": problem.reason, "row": problem.row}
+    """A flagged row for the poll record: its amounts as exact strings (JSON has no Decimal)."""
+    row = json.loads(json.dumps(problem.row, default=str))
+    return {"kind": kind, "reason": problem.reason, "row": row}
 
 
 def poll_account(

@@ -12,9 +12,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from ledger_etl.capital.trading_models import OpenPosition, WorkingOrder
+if TYPE_CHECKING:
+    from ledger_etl.capital.trading_models import OpenPosition, WorkingOrder
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class DealState:
     raw: str
     upl: Decimal | None = None
 
-    @property
+    @cached_property
     def content_sha256(self) -> str:
         return content_hash(self.values)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, insert, or_, select, update
 
 from ledger_etl.errors import InputError
 from ledger_etl.ledger.schema import (
@@ -191,16 +191,22 @@ def upsert_instruments(
     """Start a new version for each instrument whose attributes changed; returns how many."""
     t = instrument_versions.c
     written = 0
-    for attrs in attributes:
-        current = conn.execute(
-            select(t.valid_from, t.attributes_sha256).where(
-                t.instrument_id == attrs.instrument_id, t.valid_to.is_(None)
+    attributes = list(attributes)
+    wanted = sorted({a.instrument_id for a in attributes})
+    known: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(t.instrument_id, t.attributes_sha256).where(
+                t.instrument_id.in_(wanted[start : start + 500]), t.valid_to.is_(None)
             )
-        ).first()
+        )
+        known.update({r.instrument_id: r.attributes_sha256 for r in rows})
+    for attrs in attributes:
+        current_sha = known.get(attrs.instrument_id)
         sha = attrs.sha256()
-        if current is not None and current.attributes_sha256 == sha:
+        if current_sha == sha:
             continue
-        if current is not None:
+        if current_sha is not None:
             conn.execute(
                 update(instrument_versions)
                 .where(t.instrument_id == attrs.instrument_id, t.valid_to.is_(None))
@@ -250,17 +256,3 @@ def current_instruments(conn: Connection) -> list[Any]:
     return list(
         conn.execute(select(instrument_versions).where(t.valid_to.is_(None)).order_by(t.epic))
     )
-
-
-def instrument_age(conn: Connection, epics: Iterable[str]) -> dict[str, datetime]:
-    """epic -> when its current version started (to decide whether to read details again)."""
-    t = instrument_versions.c
-    wanted = sorted(set(epics))
-    if not wanted:
-        return {}
-    rows = conn.execute(
-        select(t.epic, func.max(t.valid_from).label("since"))
-        .where(and_(t.epic.in_(wanted), t.valid_to.is_(None)))
-        .group_by(t.epic)
-    )
-    return {row.epic: row.since for row in rows}

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from ledger_etl.ledger.schema import deal_lifecycles
 
@@ -30,6 +30,24 @@ from .lifecycle import (
 from .snapshots import DealState, jsonable
 
 
+def _fingerprint(deal: Deal) -> str:
+    return json.dumps(
+        [
+            deal.kind,
+            deal.state,
+            deal.epic,
+            deal.intended,
+            deal.executed,
+            deal.current,
+            deal.flags,
+            deal.gone_since,
+            deal.event_keys[-200:],
+        ],
+        default=str,
+        sort_keys=True,
+    )
+
+
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -42,6 +60,7 @@ class LifecycleTracker:
         self._stored: set[str] = set()
         self._removed: set[str] = set()
         self._absent: set[str] = set()  # known not to be stored yet
+        self._loaded: dict[str, str] = {}  # deal_id -> fingerprint as read
         self.transitions: list[Transition] = []
 
     def deal(self, deal_id: str, kind: str) -> Deal:
@@ -71,6 +90,7 @@ class LifecycleTracker:
                     row.gone_since,
                     list(row.event_keys),
                 )
+                self._loaded[deal_id] = _fingerprint(self.deals[deal_id])
         return self.deals[deal_id]
 
     def preload(self, deal_ids: Iterable[str]) -> None:
@@ -98,6 +118,7 @@ class LifecycleTracker:
                     row.gone_since,
                     list(row.event_keys),
                 )
+                self._loaded[row.deal_id] = _fingerprint(self.deals[row.deal_id])
         self._absent.update(d for d in wanted if d not in self.deals)
 
     def open_deals(self, kind: str) -> list[str]:
@@ -188,9 +209,13 @@ class LifecycleTracker:
                     deal_lifecycles.c.deal_id == deal_id,
                 )
             )
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
         for deal in self.deals.values():
             if deal.state is None and not deal.flags:
                 continue
+            if self._loaded.get(deal.deal_id) == _fingerprint(deal):
+                continue  # unchanged since it was read: nothing to write
             row = {
                 "kind": deal.kind,
                 "state": deal.state or "UNKNOWN",
@@ -204,21 +229,20 @@ class LifecycleTracker:
                 "updated_at": now,
             }
             if deal.deal_id in self._stored:
-                self.conn.execute(
-                    update(deal_lifecycles)
-                    .where(
-                        deal_lifecycles.c.account_id == self.account_id,
-                        deal_lifecycles.c.deal_id == deal.deal_id,
-                    )
-                    .values(**row)
-                )
+                updates.append({"b_deal_id": deal.deal_id, **row})
             else:
-                self.conn.execute(
-                    insert(deal_lifecycles).values(
-                        account_id=self.account_id, deal_id=deal.deal_id, **row
-                    )
-                )
+                inserts.append({"account_id": self.account_id, "deal_id": deal.deal_id, **row})
                 self._stored.add(deal.deal_id)
+        if inserts:
+            self.conn.execute(insert(deal_lifecycles), inserts)
+        if updates:
+            c = deal_lifecycles.c
+            statement = (
+                update(deal_lifecycles)
+                .where(c.account_id == self.account_id, c.deal_id == bindparam("b_deal_id"))
+                .values({name: bindparam(name) for name in updates[0] if name != "b_deal_id"})
+            )
+            self.conn.execute(statement, updates)
         written = changelog.append(self.conn, self.account_id, self.transitions, now)
         self.transitions = []
         return written

@@ -56,3 +56,6 @@ def resources(recent_sim: SimulatorServer, tmp_path: Path) -> dict[str, object]:
             export_dir=str(tmp_path / "exports"),
         ),
     }
+
+
+from tests.trading.conftest import frozen_sim  # noqa: E402,F401

@@ -35,7 +35,11 @@ ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]
 def test_definitions_load() -> None:
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert keys == {"raw_transactions", "raw_activity", "ledger_entries", "monthly_statement"}
+    assert keys == {
+        "raw_transactions", "raw_activity", "ledger_entries", "monthly_statement",
+        "instruments", "positions_snapshot", "working_orders_snapshot", "order_lifecycle",
+        "exposure_snapshot",
+    }  # fmt: skip
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert checks == {
         "coverage_complete",
@@ -43,13 +47,19 @@ def test_definitions_load() -> None:
         "balance_rolls_forward",
         "statement_reconciles",
         "published_statement_unchanged",
+        "exposure_within_limits",
+        "orders_follow_policy",
+        "lifecycle_ties_out",
     }
     assert {s.name for s in repo.schedule_defs} == {
         "monthly_close_schedule",
         "daily_sync_schedule",
         "weekly_recheck_schedule",
+        "trading_poll_schedule",
     }
-    assert {s.name for s in repo.sensor_defs} == {"account_discovery_sensor", "run_failure_alert"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "account_discovery_sensor", "run_failure_alert", "trading_alert_sensor",
+    }  # fmt: skip
 
 
 def _materialize(

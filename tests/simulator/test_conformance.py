@@ -92,7 +92,9 @@ def _in_scope(example: dict[str, Any]) -> bool:
     if not SIMULATED.match(example["path"]):
         return False
     if example["method"] != "GET" and example["path"].startswith(READ_ONLY_PREFIXES):
-        return False  # trading and watchlist edits are not simulated (history is read-only)
+        return (
+            False  # edits: watchlists are not simulated; dealing has its own cases (test_dealing)
+        )
     return True
 
 

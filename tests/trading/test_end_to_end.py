@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import httpx
 from sqlalchemy import delete, select, update
 
 from ledger_etl.capital.trading import (
@@ -176,8 +177,9 @@ def test_deals_follow_their_lifecycles_end_to_end(ledger_engine, frozen_sim, sim
     desk.act(POSITION, amend_position, pos_id, stopLevel=(bid * Decimal("0.9")).quantize(bid))
     desk.poll(1)
     desk.act(ORDER, delete_working_order, stop_id)
-    with sim.world.book.lock:  # removed behind the client's back: no activity, no confirm
-        sim.world.book.positions[gone_id].life.closed = desk.now()
+    # removed behind the client's back (the operator route): no activity, no confirm
+    removed = httpx.delete(f"{frozen_sim.url}/_sim/deals/{gone_id}", params={"account": account})
+    assert removed.status_code == 200, removed.text
     desk.poll(2)
     desk.act(POSITION, close_position, pos_id)
     desk.poll(12)

@@ -66,6 +66,7 @@ def _store(engine, positions, figures=None, at=T0):
                 _instrument("EURUSD", "CURRENCIES", "USD"),
                 _instrument("USDJPY", "CURRENCIES", "JPY"),
                 _instrument("ODD", "INDICES", "USD", unit="POINTS"),
+                _instrument("NOCCY", "INDICES", None),
             ],
         )
         store.write_quotes(
@@ -78,6 +79,7 @@ def _store(engine, positions, figures=None, at=T0):
                 "EURUSD": (D("1.08490"), D("1.08510"), "TRADEABLE", "test"),
                 "USDJPY": (D("150.000"), D("150.010"), "TRADEABLE", "test"),
                 "ODD": (D("10"), D("11"), "TRADEABLE", "test"),
+                "NOCCY": (D("10"), D("11"), "TRADEABLE", "test"),
             },
         )
         store.write_snapshot(conn, "position", "A1", at, positions)
@@ -182,6 +184,7 @@ def test_unknown_instrument_and_odd_margin_unit_are_flagged(ledger_engine):
         [
             _position("U1", "NOT_AN_EPIC", "BUY", "1", "10"),
             _position("O1", "ODD", "BUY", "1", "10", upl="900"),
+            _position("N1", "NOCCY", "BUY", "1", "10"),
         ],
         figures={"upl": {"O1": "900"}},
     )
@@ -190,6 +193,8 @@ def test_unknown_instrument_and_odd_margin_unit_are_flagged(ledger_engine):
     assert by_id["U1"]["notional"] is None and by_id["U1"]["flags"][0].startswith("unknown_inst")
     assert by_id["O1"]["margin"] is None and by_id["O1"]["notional"] == "10"
     assert by_id["O1"]["flags"][0].startswith("margin_unknown")
+    assert by_id["N1"]["notional"] is None
+    assert by_id["N1"]["flags"][0].startswith("incomplete_instrument")
     assert report["totals"]["notional"] == "10"
     assert report["reconciliation"]["mismatches"][0]["deal_id"] == "O1"
 
