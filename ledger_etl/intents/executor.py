@@ -297,6 +297,7 @@ class Executor:
             confirm = self.broker.confirm(row.account_id, reference)
             if confirm is not None:
                 confirms.append(confirm)
+                _lifecycle(record_confirm, self.engine, row.account_id, confirm, kind, self.clock())
         self._settle_many(row, confirms, problems, len(targets))
 
     def _settle_many(
