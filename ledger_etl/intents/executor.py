@@ -90,8 +90,11 @@ class Executor:
             if row.state == "UNKNOWN" and self._recover(row):
                 worked += 1
         modes = ("dry_run", "live") if self.live else ("dry_run",)
+        # Intents that will not be sent change nothing at the broker: one read of an account's
+        # deals serves all of them in this batch. An intent that is sent reads its own.
+        snapshots: dict[tuple[str, bool], list[Deal]] = {}
         for row in store.due(self.engine, self.clock(), modes):
-            self.process(row)
+            self.process(row, None if self._sends(row) else snapshots)
             worked += 1
         return worked
 
@@ -100,10 +103,21 @@ class Executor:
             self._recover(row)
 
     # -- one intent ---------------------------------------------------------------------------
-    def process(self, row: Any) -> None:
+    def _sends(self, row: Any) -> bool:
+        return self.live and row.mode == "live"
+
+    def process(
+        self, row: Any, snapshots: dict[tuple[str, bool], list[Deal]] | None = None
+    ) -> None:
         now = self.clock()
         try:
-            deals = self.broker.deals(row.account_id, orders=_needs_orders(row))
+            key = (row.account_id, _needs_orders(row))
+            if snapshots is not None and key in snapshots:
+                deals = snapshots[key]
+            else:
+                deals = self.broker.deals(row.account_id, orders=key[1])
+                if snapshots is not None:
+                    snapshots[key] = deals
             breaches = self._breaches(row, deals, now) if row.action in ("buy", "sell") else []
         except ApiError as error:
             if 400 <= error.status < 500 and error.status != 429:
@@ -120,7 +134,7 @@ class Executor:
             reason = "risk: " + "; ".join(f"{b.rule}: {b.detail}" for b in breaches)
             self._move(row, "VALIDATED", "REJECTED", reason=reason, violations=found)
             return
-        if not self.live or row.mode != "live":
+        if not self._sends(row):
             # An intent received in dry run is never sent, even by a later live executor.
             self._move(row, "VALIDATED", "DRY_RUN", reason="dry run: validated, not sent")
             return

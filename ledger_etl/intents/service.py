@@ -102,23 +102,44 @@ def _shape_errors(error: ValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def create_app(ctx: ServiceContext) -> FastAPI:
+class AccessLog:
+    """Method, path and status of each request; never the query string, which may carry a
+    secret someone put there by mistake. Plain ASGI: no per-request task or body copy."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [0]
+
+        async def record(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            log.info(
+                "%s %s -> %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status[0],
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def create_app(ctx: ServiceContext) -> Any:
+    """The ASGI application: the FastAPI routes inside the access log."""
+    return AccessLog(_routes(ctx))
+
+
+def _routes(ctx: ServiceContext) -> FastAPI:
     app = FastAPI(title="ledger-etl trade intents", docs_url=None, redoc_url=None)
     clock = ctx.clock or (lambda: datetime.now(UTC))
-
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        # The path only: a query string may carry a secret someone put there by mistake.
-        log.info(
-            "%s %s -> %d %.1fms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
 
     @app.post("/intents")
     async def post_intent(request: Request) -> JSONResponse:
