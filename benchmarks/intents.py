@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             f"p50 {ack['p50_ms']:.1f} ms, p99 {ack['p99_ms']:.1f} ms, "
             f"max {ack['max_ms']:.1f} ms (target p99 <= 50 ms)"
         )
+        # A fresh database: the dry-run queue left behind must not stand in front of the orders.
+        db_url = args.database_url or f"sqlite:///{Path(tmp) / 'intents-live.sqlite'}"
+        engine = make_engine(db_url)
+        upgrade(engine)
         process, url = _service(sim.url, db_url, live=True)
         try:
             rate = confirmed_rate(url, engine, account, args.orders)

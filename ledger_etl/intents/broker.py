@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -66,6 +67,7 @@ class Deal:
 
 
 class Broker(Protocol):
+    def account(self, account_id: str) -> AbstractContextManager[Any]: ...
     def market(self, epic: str) -> Market | None: ...
     def account_currency(self, account_id: str) -> str | None: ...
     def fx_rate(self, currency: str, account_currency: str) -> Decimal | None: ...
@@ -119,7 +121,9 @@ class CapitalBroker:
     def __init__(self, client: CapitalClient, monotonic: Any = time.monotonic) -> None:
         self.client = client
         self._monotonic = monotonic
-        self._markets: dict[str, tuple[float, MarketDetails]] = {}
+        # epic -> (when read, details); None remembers an unknown epic (FX legs such as USDEUR
+        # are asked for by name and mostly do not exist), so it is not asked again each time.
+        self._markets: dict[str, tuple[float, MarketDetails | None]] = {}
         self._lock = threading.Lock()
         self._accounts: tuple[float, dict[str, Any]] | None = None
 
@@ -132,15 +136,20 @@ class CapitalBroker:
         try:
             response = self.client.request("GET", f"/markets/{epic}")
         except ApiError as error:
-            if error.status in (400, 404):
-                return None
-            raise
-        parsed = parse_market_details(response.body)
-        if not isinstance(parsed, MarketDetails):
-            return None
+            if error.status not in (400, 404):
+                raise
+            parsed = None
+        else:
+            found = parse_market_details(response.body)
+            parsed = found if isinstance(found, MarketDetails) else None
         with self._lock:
             self._markets[epic] = (now, parsed)
         return parsed
+
+    def account(self, account_id: str) -> AbstractContextManager[Any]:
+        """Scope calls to `account_id`: the executor holds one scope over a run of intents of
+        one account, so the session is switched once, not before every request."""
+        return self.client.on_account(account_id)
 
     def market(self, epic: str) -> Market | None:
         details = self._details(epic)

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -86,21 +87,26 @@ class Executor:
 
     def run_once(self) -> int:
         worked = 0
-        for row in store.in_doubt(self.engine):
-            if row.state == "UNKNOWN" and self._recover(row):
+        with _AccountScopes(self.broker) as scopes:
+            for row in store.in_doubt(self.engine):
+                scopes.enter(row.account_id)
+                if row.state == "UNKNOWN" and self._recover(row):
+                    worked += 1
+            modes = ("dry_run", "live") if self.live else ("dry_run",)
+            # Intents that will not be sent change nothing at the broker: one read of an
+            # account's deals serves all of them in this batch. One that is sent reads its own.
+            snapshots: dict[tuple[str, bool], list[Deal]] = {}
+            for row in store.due(self.engine, self.clock(), modes):
+                scopes.enter(row.account_id)
+                self.process(row, None if self._sends(row) else snapshots)
                 worked += 1
-        modes = ("dry_run", "live") if self.live else ("dry_run",)
-        # Intents that will not be sent change nothing at the broker: one read of an account's
-        # deals serves all of them in this batch. An intent that is sent reads its own.
-        snapshots: dict[tuple[str, bool], list[Deal]] = {}
-        for row in store.due(self.engine, self.clock(), modes):
-            self.process(row, None if self._sends(row) else snapshots)
-            worked += 1
         return worked
 
     def recover_all(self) -> None:
-        for row in store.in_doubt(self.engine):
-            self._recover(row)
+        with _AccountScopes(self.broker) as scopes:
+            for row in store.in_doubt(self.engine):
+                scopes.enter(row.account_id)
+                self._recover(row)
 
     # -- one intent ---------------------------------------------------------------------------
     def _sends(self, row: Any) -> bool:
@@ -414,6 +420,25 @@ class Executor:
 
     def _move(self, row: Any, before: str, after: str, **values: Any) -> Any:
         return store.move(self.engine, row.id, before, after, self.clock(), **values)
+
+
+class _AccountScopes(ExitStack):
+    """Holds the broker's account scope while consecutive intents are for the same account."""
+
+    def __init__(self, broker: Broker) -> None:
+        super().__init__()
+        self.broker = broker
+        self.current: str | None = None
+        self.inner: ExitStack | None = None
+
+    def enter(self, account_id: str) -> None:
+        if account_id == self.current:
+            return
+        if self.inner is not None:
+            self.inner.close()
+        self.inner = self.enter_context(ExitStack())
+        self.inner.enter_context(self.broker.account(account_id))
+        self.current = account_id
 
 
 def _needs_orders(row: Any) -> bool:

@@ -13,6 +13,7 @@ move one intent, and is appended to the trading change log under `intent:<id>`.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ ALLOWED = {
 }
 FINAL = frozenset({"ACCEPTED", "REJECTED", "DRY_RUN"})
 T = TypeVar("T")
+# One writer at a time in this process: many request threads contending for SQLite's write
+# lock each sleep in the driver's busy handler (up to 100 ms a turn); queueing here costs none.
+_WRITE = threading.RLock()
 
 
 class StateConflict(Exception):
@@ -46,7 +50,7 @@ def retrying(engine: Engine, work: Callable[[Connection], T], attempts: int = 8)
     the whole transaction run again (nothing of a failed one was kept)."""
     for attempt in range(attempts):
         try:
-            with engine.begin() as conn:
+            with _WRITE, engine.begin() as conn:
                 return work(conn)
         except (IntegrityError, OperationalError):
             if attempt == attempts - 1:
@@ -111,7 +115,7 @@ def create(
             "updated_at": at,
         }
         try:
-            with engine.begin() as conn:
+            with _WRITE, engine.begin() as conn:
                 conn.execute(insert(trade_intents), row)
                 _log(conn, account_id, intent_id, None, "RECEIVED", at, {"key": key})
         except (IntegrityError, OperationalError):
@@ -163,7 +167,7 @@ def move(
 
 def annotate(engine: Engine, intent_id: str, at: datetime, **values: Any) -> None:
     """Set fields without a state change (a deal reference received, an acknowledgement)."""
-    with engine.begin() as conn:
+    with _WRITE, engine.begin() as conn:
         conn.execute(
             update(trade_intents)
             .where(trade_intents.c.id == intent_id)
