@@ -196,3 +196,30 @@ def test_an_intent_received_in_dry_run_is_never_sent_by_a_later_live_executor(
     final = wait_final(live, answer.json()["intent"]["id"])
     assert final["state"] == "DRY_RUN"
     assert orders_posted(intents_sim) == before
+
+
+def test_a_limit_order_then_its_cancel(start_service, broker_client, account_id, intents_sim):
+    from ledger_etl.capital.trading import fetch_working_orders
+
+    svc = start_service()
+    placed = svc.post(intent(account_id, alert_id="tv-limit", epic="GOLD", size=1,
+                             order_type="limit", level=1500, stop_distance=50,
+                             good_till="2030-01-01T00:00:00Z"))  # fmt: skip
+    assert placed.status_code == 202, placed.text
+    final = wait_final(svc, placed.json()["intent"]["id"])
+    assert final["state"] == "ACCEPTED"
+    order_id = final["deal_ids"][0]
+    with broker_client.on_account(account_id):
+        orders = {o.working_order_data.deal_id for o in fetch_working_orders(broker_client).rows}
+    assert order_id in orders
+    cancel = svc.post(intent(account_id, alert_id="tv-cancel", epic="GOLD", action="cancel",
+                             size=None, deal_id=order_id))  # fmt: skip
+    done = wait_final(svc, cancel.json()["intent"]["id"])
+    assert done["state"] == "ACCEPTED" and done["deal_ids"] == [order_id]
+    with broker_client.on_account(account_id):
+        orders = {o.working_order_data.deal_id for o in fetch_working_orders(broker_client).rows}
+    assert order_id not in orders
+    # Nothing left to cancel: a second cancel (another alert) is rejected with the reason.
+    again = svc.post(intent(account_id, alert_id="tv-cancel-2", epic="GOLD", action="cancel",
+                            size=None, deal_id=order_id))  # fmt: skip
+    assert wait_final(svc, again.json()["intent"]["id"])["reason"] == "no open order to cancel"
