@@ -164,3 +164,23 @@ def test_daily_loss_cap(start_service, broker_client, intents_sim):
     final = wait_final(svc, second.json()["intent"]["id"])
     assert final["state"] == "REJECTED"
     assert "daily_loss_cap" in final["reason"]
+
+
+def test_symbols_map_through_the_instrument_master(start_service, account_id, intents_db):
+    """A TRADINGVIEW id from the user's instrument mapping, stored in the instrument master."""
+    from datetime import UTC, datetime
+
+    from ledger_etl.trading.instruments import InstrumentAttributes
+    from ledger_etl.trading.store import upsert_instruments
+
+    gold = InstrumentAttributes(
+        "GOLD", "Gold", "Gold", "COMMODITIES", "USD", Decimal(1), Decimal(5), "PERCENTAGE",
+        True, {}, {"TRADINGVIEW": "OANDA:XAUUSD"},
+    )  # fmt: skip
+    with intents_db.begin() as conn:
+        upsert_instruments(conn, datetime.now(UTC), [gold])
+    svc = start_service(live=False)
+    body = intent(account_id, alert_id="master", symbol="OANDA:XAUUSD", epic=None, size=1)
+    answer = svc.post(body)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["intent"]["epic"] == "GOLD"
