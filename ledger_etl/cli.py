@@ -599,5 +599,9 @@ for _command in (*_TRADING_COMMANDS, *_SERVICE_COMMANDS):
     main.add_command(_command)
 
 
+from ledger_etl.intents.cli import intents as _intents  # noqa: E402
+
+main.add_command(_intents)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -262,3 +262,81 @@ def trading_mapping_path(env: Mapping[str, str] | None = None) -> Path | None:
     env = os.environ if env is None else env
     raw = (env.get("TRADING_INSTRUMENT_MAP") or "").strip()
     return Path(raw).expanduser() if raw else None
+
+
+# -- trade intents (ledger-etl intents serve) ----------------------------------------------------
+# LEDGER_INTENTS_SECRET           the shared secret every alert carries in its body (required)
+# LEDGER_INTENTS_HMAC_SECRET      when set, every request must also carry a valid
+#                                 `X-Signature: sha256=<hex HMAC-SHA256 of the body>`
+# LEDGER_INTENTS_ALLOWED_IPS      comma-separated addresses or CIDR blocks (unset: any)
+# LEDGER_INTENTS_SYMBOL_MAP       JSON file {"FX:EURUSD": "EURUSD", ...}
+# LEDGER_INTENTS_POLICY           governance policy file (YAML or JSON, ledger_etl.trading.policy)
+# LEDGER_INTENTS_ALLOWED_EPICS    comma-separated epics intents may trade (unset: any)
+# LEDGER_INTENTS_MAX_ORDERS_PER_MINUTE, LEDGER_INTENTS_DAILY_LOSS_CAP   risk caps (unset: none)
+# CAPITAL_ALLOW_LIVE_TRADING      `true` to let `--live` send orders to a non-demo account
+INTENTS_VARIABLES = (
+    "LEDGER_INTENTS_SECRET", "LEDGER_INTENTS_HMAC_SECRET", "LEDGER_INTENTS_ALLOWED_IPS",
+    "LEDGER_INTENTS_SYMBOL_MAP", "LEDGER_INTENTS_POLICY", "LEDGER_INTENTS_ALLOWED_EPICS",
+    "LEDGER_INTENTS_MAX_ORDERS_PER_MINUTE", "LEDGER_INTENTS_DAILY_LOSS_CAP",
+    "CAPITAL_ALLOW_LIVE_TRADING",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IntentsSettings:
+    secret: str = field(repr=False)
+    hmac_secret: str | None = field(default=None, repr=False)
+    allowed_ips: tuple[str, ...] = ()
+    symbol_map: Path | None = None
+    policy: Path | None = None
+    allowed_epics: frozenset[str] | None = None
+    max_orders_per_minute: int | None = None
+    daily_loss_cap: str | None = None  # exact decimal text
+    allow_live_trading: bool = False
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (env.get(name) or "").split(",") if p.strip())
+
+
+def intents_settings(env: Mapping[str, str] | None = None) -> IntentsSettings:
+    """The intents service's configuration; refused without a secret (the service must never
+    accept orders from whoever finds its address)."""
+    env = os.environ if env is None else env
+    secret = env.get("LEDGER_INTENTS_SECRET") or ""
+    if len(secret.strip()) < 16:
+        raise SettingsError(
+            "LEDGER_INTENTS_SECRET must be set to a secret of at least 16 characters"
+        )
+    epics = _csv(env, "LEDGER_INTENTS_ALLOWED_EPICS")
+    cap = (env.get("LEDGER_INTENTS_DAILY_LOSS_CAP") or "").strip() or None
+    if cap is not None:
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            if not Decimal(cap) > 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            raise SettingsError(
+                f"LEDGER_INTENTS_DAILY_LOSS_CAP must be a positive number, got {cap!r}"
+            ) from None
+    per_minute = None
+    if (env.get("LEDGER_INTENTS_MAX_ORDERS_PER_MINUTE") or "").strip():
+        per_minute = _positive(
+            env, "LEDGER_INTENTS_MAX_ORDERS_PER_MINUTE", 1, int, "a whole number"
+        )
+    paths = {
+        name: Path(env[name]).expanduser() if (env.get(name) or "").strip() else None
+        for name in ("LEDGER_INTENTS_SYMBOL_MAP", "LEDGER_INTENTS_POLICY")
+    }
+    return IntentsSettings(
+        secret=secret,
+        hmac_secret=(env.get("LEDGER_INTENTS_HMAC_SECRET") or None),
+        allowed_ips=_csv(env, "LEDGER_INTENTS_ALLOWED_IPS"),
+        symbol_map=paths["LEDGER_INTENTS_SYMBOL_MAP"],
+        policy=paths["LEDGER_INTENTS_POLICY"],
+        allowed_epics=frozenset(epics) if epics else None,
+        max_orders_per_minute=per_minute,
+        daily_loss_cap=cap,
+        allow_live_trading=_bool(env, "CAPITAL_ALLOW_LIVE_TRADING", False),
+    )

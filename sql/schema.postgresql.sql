@@ -285,6 +285,40 @@ CREATE TABLE service_users (
 	UNIQUE (token_sha256)
 );
 
+CREATE TABLE trade_intents (
+	id VARCHAR(36) NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	idem_key VARCHAR(200) NOT NULL, 
+	payload_sha256 VARCHAR(64) NOT NULL, 
+	payload JSON NOT NULL, 
+	epic VARCHAR(64), 
+	action VARCHAR(8) NOT NULL, 
+	mode VARCHAR(8) NOT NULL, 
+	state VARCHAR(16) NOT NULL, 
+	reason TEXT, 
+	violations JSON NOT NULL, 
+	order_request JSON, 
+	pre_deals JSON, 
+	deal_reference VARCHAR(128), 
+	deal_ids JSON NOT NULL, 
+	confirm JSON, 
+	attempts INTEGER NOT NULL, 
+	next_attempt_at TIMESTAMP WITH TIME ZONE, 
+	intended_level NUMERIC(38, 8), 
+	filled_level NUMERIC(38, 8), 
+	slippage NUMERIC(38, 8), 
+	steps JSON NOT NULL, 
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	acknowledged_at TIMESTAMP WITH TIME ZONE, 
+	submitted_at TIMESTAMP WITH TIME ZONE, 
+	confirmed_at TIMESTAMP WITH TIME ZONE, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_trade_intents_key UNIQUE (account_id, idem_key)
+);
+
+CREATE INDEX ix_trade_intents_queue ON trade_intents (state, next_attempt_at);
+
 CREATE TABLE trading_alerts (
 	account_id VARCHAR(64) NOT NULL, 
 	alert_key VARCHAR(64) NOT NULL, 

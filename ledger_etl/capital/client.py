@@ -342,12 +342,17 @@ class CapitalClient:
         json: Any = None,
         expect_key: str | None = None,
         retry_reads: bool = True,
+        retry_rate_limited: bool = True,
     ) -> ApiResponse:
-        """An authenticated call; transient failures are retried for GET when `retry_reads`."""
+        """An authenticated call; transient failures are retried for GET when `retry_reads`.
+
+        `retry_rate_limited=False` raises a 429 at once instead of waiting it out: a caller that
+        keeps its own durable queue (trade intents) reschedules the request itself."""
         retry = retry_reads and method.upper() == "GET"
         return self._call(
-            method, path, params=params, json=json, expect_key=expect_key, retry_transient=retry
-        )
+            method, path, params=params, json=json, expect_key=expect_key, retry_transient=retry,
+            retry_rate_limited=retry_rate_limited,
+        )  # fmt: skip
 
     def _call(
         self,
@@ -362,6 +367,7 @@ class CapitalClient:
         authenticated: bool = True,
         allow_relogin: bool = True,
         login: bool = False,
+        retry_rate_limited: bool = True,
     ) -> ApiResponse:
         """Send with pacing and the retry policy; `login` also adopts the session tokens."""
         method, params = method.upper(), dict(params or {})
@@ -415,6 +421,8 @@ class CapitalClient:
                     error, retry = classify_status(
                         status, code, method, path, attempts=attempts, params=params
                     )
+                    if status == 429 and not retry_rate_limited:
+                        raise error
             delay = None
             if retry == RETRY_ALWAYS or (retry == RETRY_READS and retry_transient):
                 elapsed = self._monotonic() - started

@@ -112,7 +112,8 @@ def checkpoint_wal(engine: Engine) -> float:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every Alembic migration up to head (idempotent)."""
+    """Apply every Alembic migration up to its heads (idempotent; branches forked from one
+    revision each keep their own head until the chain is joined)."""
     from alembic import command
     from alembic.config import Config
 
@@ -123,4 +124,4 @@ def upgrade(engine: Engine) -> None:
             # Two processes starting at once must not both create the tables.
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7042175301)")
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")

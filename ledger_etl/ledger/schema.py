@@ -546,3 +546,42 @@ read_audit = Table(
     Index("ix_read_audit_at", "at"),
     Index("ix_read_audit_user", "user_name", "at"),
 )
+
+
+# -- trade intents (ledger_etl/intents): webhook alerts turned into orders, exactly once -------
+# One row per (account, idempotency key): it is written before anything is sent to the broker,
+# so a repeated delivery finds it and sends nothing. The secret is never part of `payload`.
+
+trade_intents = Table(
+    "trade_intents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("idem_key", String(200), nullable=False),  # alert:<alert_id> | sha256:<payload hash>
+    Column("payload_sha256", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("epic", String(64)),
+    Column("action", String(8), nullable=False),
+    Column("mode", String(8), nullable=False),  # dry_run | live
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("violations", JSON, nullable=False),
+    Column("order_request", JSON),  # the validated request in the broker's terms
+    Column("pre_deals", JSON),  # the epic's deals just before the POST, for recovery
+    Column("deal_reference", String(128)),
+    Column("deal_ids", JSON, nullable=False),  # order dealId, then affected deal ids
+    Column("confirm", JSON),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime()),
+    Column("intended_level", Money()),
+    Column("filled_level", Money()),
+    Column("slippage", Money()),
+    Column("steps", JSON, nullable=False),  # [{"state", "at"}], one per transition
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("acknowledged_at", UtcDateTime()),
+    Column("submitted_at", UtcDateTime()),
+    Column("confirmed_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("account_id", "idem_key", name="uq_trade_intents_key"),
+    Index("ix_trade_intents_queue", "state", "next_attempt_at"),
+)

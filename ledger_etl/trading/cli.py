@@ -235,10 +235,18 @@ def exposure_command(account, at, policy, fmt, out, database_url):
 @_DB
 def lifecycle_command(deal_id, account, fmt, database_url):
     """One deal: intended values, each transition (time, source), executed values, and the
-    ledger's transactions for it."""
+    ledger's transactions for it. Given a trade intent's id: the intent, its deals, and theirs."""
+    from ledger_etl.intents.lineage import find_intent, intent_lineage, lineage_lines
+
     from .query_lifecycle import lifecycle_report
 
     engine = _engine(database_url)
+    intent = find_intent(engine, deal_id)  # a trade intent's id: its whole lineage
+    if intent is not None:
+        lineage = intent_lineage(engine, intent)
+        text = json.dumps(lineage, indent=2, default=str) if fmt == "json" else None
+        click.echo(text or "\n".join(lineage_lines(lineage)))
+        return
     report = lifecycle_report(engine, _account(engine, account), deal_id)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, default=str))

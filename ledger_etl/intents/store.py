@@ -1,0 +1,224 @@
+"""The intents table: the idempotency record, the durable queue and the state of each intent.
+
+States: RECEIVED -> VALIDATED | REJECTED; VALIDATED -> SUBMITTED | REJECTED (risk caps) |
+DRY_RUN (validated and recorded, not sent); SUBMITTED -> ACCEPTED | REJECTED | UNKNOWN |
+VALIDATED (a 429: the broker refused without dealing, so the intent is queued again);
+UNKNOWN -> ACCEPTED | REJECTED once recovered. SUBMITTED is written and committed *before* the
+POST: an intent found SUBMITTED without a deal reference after a restart may or may not have
+reached the broker, and is recovered from the broker's state, never posted again.
+
+Every transition is a guarded update (`WHERE state = <from>`), so two workers can never both
+move one intent, and is appended to the trading change log under `intent:<id>`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ledger_etl.ledger.schema import trade_intents
+from ledger_etl.trading import changelog
+from ledger_etl.trading.lifecycle import Transition
+
+ALLOWED = {
+    None: {"RECEIVED"},
+    "RECEIVED": {"VALIDATED", "REJECTED"},
+    "VALIDATED": {"SUBMITTED", "REJECTED", "DRY_RUN"},
+    "SUBMITTED": {"ACCEPTED", "REJECTED", "UNKNOWN", "VALIDATED"},
+    "UNKNOWN": {"ACCEPTED", "REJECTED"},
+}
+FINAL = frozenset({"ACCEPTED", "REJECTED", "DRY_RUN"})
+T = TypeVar("T")
+# One writer at a time in this process: many request threads contending for SQLite's write
+# lock each sleep in the driver's busy handler (up to 100 ms a turn); queueing here costs none.
+_WRITE = threading.RLock()
+
+
+class StateConflict(Exception):
+    """The intent was not in the expected state: another worker moved it first."""
+
+
+def retrying(engine: Engine, work: Callable[[Connection], T], attempts: int = 8) -> T:
+    """Run `work` in one transaction; a concurrent change-log writer or a lock timeout makes
+    the whole transaction run again (nothing of a failed one was kept)."""
+    for attempt in range(attempts):
+        try:
+            with _WRITE, engine.begin() as conn:
+                return work(conn)
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _log(
+    conn: Connection,
+    account_id: str,
+    intent_id: str,
+    before: str | None,
+    after: str,
+    at: datetime,
+    detail: dict[str, Any],
+) -> None:
+    t = Transition(
+        f"intent:{intent_id}", "intent", after.lower(), before, after, at, "intent", detail
+    )
+    changelog.append(conn, account_id, [t], at)
+
+
+@dataclass(frozen=True)
+class Created:
+    row: Any
+    created: bool  # False: the key was there already (a repeated delivery)
+
+
+def create(
+    engine: Engine,
+    *,
+    account_id: str,
+    key: str,
+    payload_sha256: str,
+    payload: dict[str, Any],
+    epic: str | None,
+    action: str,
+    mode: str,
+    at: datetime,
+) -> Created:
+    """Insert the intent as RECEIVED, or return the row already stored under the key."""
+    for _ in range(8):
+        found = get_by_key(engine, account_id, key)
+        if found is not None:
+            return Created(found, False)
+        intent_id = str(uuid.uuid4())
+        row = {
+            "id": intent_id,
+            "account_id": account_id,
+            "idem_key": key,
+            "payload_sha256": payload_sha256,
+            "payload": payload,
+            "epic": epic,
+            "action": action,
+            "mode": mode,
+            "state": "RECEIVED",
+            "violations": [],
+            "deal_ids": [],
+            "attempts": 0,
+            "steps": [{"state": "RECEIVED", "at": at.isoformat()}],
+            "received_at": at,
+            "updated_at": at,
+        }
+        try:
+            with _WRITE, engine.begin() as conn:
+                conn.execute(insert(trade_intents), row)
+                _log(conn, account_id, intent_id, None, "RECEIVED", at, {"key": key})
+        except (IntegrityError, OperationalError):
+            continue  # the key (a concurrent delivery) or the change log's head: look again
+        return Created(get(engine, intent_id), True)
+    raise RuntimeError("could not record the intent after 8 attempts")
+
+
+def get(engine: Engine, intent_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(trade_intents).where(trade_intents.c.id == intent_id)).first()
+
+
+def get_by_key(engine: Engine, account_id: str, key: str) -> Any:
+    c = trade_intents.c
+    with engine.connect() as conn:
+        return conn.execute(
+            select(trade_intents).where(c.account_id == account_id, c.idem_key == key)
+        ).first()
+
+
+def move(
+    engine: Engine, intent_id: str, before: str, after: str, at: datetime, **values: Any
+) -> Any:
+    """Move the intent from `before` to `after` with `values`; StateConflict if it was not in
+    `before` any more. Returns the stored row."""
+    if after not in ALLOWED.get(before, set()):
+        raise ValueError(f"transition {before} -> {after} is not in the table")
+
+    def work(conn: Connection) -> Any:
+        c = trade_intents.c
+        row = conn.execute(select(trade_intents).where(c.id == intent_id)).first()
+        if row is None or row.state != before:
+            raise StateConflict(f"intent {intent_id} is {row.state if row else 'missing'}")
+        steps = [*row.steps, {"state": after, "at": at.isoformat()}]
+        done = conn.execute(
+            update(trade_intents)
+            .where(c.id == intent_id, c.state == before)
+            .values(state=after, steps=steps, updated_at=at, **values)
+        )
+        if done.rowcount != 1:
+            raise StateConflict(f"intent {intent_id} moved concurrently")
+        detail = {k: v for k, v in values.items() if k in ("reason", "deal_reference")}
+        _log(conn, row.account_id, intent_id, before, after, at, detail)
+        return conn.execute(select(trade_intents).where(c.id == intent_id)).first()
+
+    return retrying(engine, work)
+
+
+def annotate(engine: Engine, intent_id: str, at: datetime, **values: Any) -> None:
+    """Set fields without a state change (a deal reference received, an acknowledgement)."""
+    with _WRITE, engine.begin() as conn:
+        conn.execute(
+            update(trade_intents)
+            .where(trade_intents.c.id == intent_id)
+            .values(updated_at=at, **values)
+        )
+
+
+def due(
+    engine: Engine, now: datetime, modes: tuple[str, ...] = ("dry_run", "live"), limit: int = 20
+) -> list[Any]:
+    """VALIDATED intents of `modes` whose turn has come, oldest first (the durable queue)."""
+    c = trade_intents.c
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(trade_intents)
+                .where(c.state == "VALIDATED", c.mode.in_(modes))
+                .where((c.next_attempt_at.is_(None)) | (c.next_attempt_at <= now))
+                .order_by(c.received_at, c.id)
+                .limit(limit)
+            )
+        )
+
+
+def in_doubt(engine: Engine) -> list[Any]:
+    """SUBMITTED and UNKNOWN intents: sent, or maybe sent, with no final answer recorded."""
+    c = trade_intents.c
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(trade_intents)
+                .where(c.state.in_(("SUBMITTED", "UNKNOWN")))
+                .order_by(c.received_at)
+            )
+        )
+
+
+def sent_since(engine: Engine, account_id: str, since: datetime) -> int:
+    """Intents of the account sent to the broker at or after `since` (orders per minute)."""
+    c = trade_intents.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.id).where(c.account_id == account_id, c.submitted_at >= since)
+        ).all()
+    return len(rows)
+
+
+def listing(engine: Engine, state: str | None = None, limit: int = 1000) -> list[Any]:
+    c = trade_intents.c
+    query = select(trade_intents).order_by(c.received_at.desc(), c.id).limit(limit)
+    if state is not None:
+        query = query.where(c.state == state.upper())
+    with engine.connect() as conn:
+        return list(conn.execute(query))
