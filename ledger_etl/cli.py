@@ -296,6 +296,8 @@ def _print_sync(report: SyncReport) -> None:
                 f"{summary.changed:>7} {summary.unchanged:>7} {summary.quarantined:>8} "
                 f"{summary.windows:>7} {summary.failed_windows:>6} {summary.retries:>7}"
             )
+    for account_id, reason in report.balances_skipped.items():
+        click.echo(f"balance of {account_id} not recorded (kept in quarantine): {reason}")
     click.echo(
         f"run {report.run_id}: "
         + (

@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
 
 
 def decode_object(raw: bytes, expect_key: str | None = None) -> dict[str, Any]:
@@ -288,14 +295,39 @@ class AccountBalance(_Payload):
     available: OptionalAmount = None
 
 
+@dataclass(frozen=True)
+class UnusableBalance:
+    """A balance block that could not be read (not an object, an amount that is not a finite
+    decimal): kept as sent, with the reason, so the account and its history still sync."""
+
+    raw: Any
+    reason: str
+
+
+def _balance_block(value: Any) -> AccountBalance | UnusableBalance | None:
+    if value is None or isinstance(value, (AccountBalance, UnusableBalance)):
+        return value
+    if not isinstance(value, dict):
+        return UnusableBalance(value, f"balance is a {type(value).__name__}, not an object")
+    try:
+        return AccountBalance.model_validate(value)
+    except ValidationError as error:
+        return UnusableBalance(value, describe_validation_error(error, prefix="balance."))
+
+
 class Account(_Payload):
+    """One account of `GET /accounts`. A hostile `balance` block never fails the account: it
+    is read as `UnusableBalance` and the ledger skips that observation, with the reason."""
+
     account_id: IdText = Field(alias="accountId", min_length=1)
     account_name: str | None = Field(default=None, alias="accountName")
     status: str | None = None
     account_type: str | None = Field(default=None, alias="accountType")
     preferred: bool | None = None
     currency: str | None = None
-    balance: AccountBalance | None = None
+    balance: Annotated[AccountBalance | UnusableBalance | None, PlainValidator(_balance_block)] = (
+        None
+    )
 
 
 class LoginSession(_Payload):
@@ -321,11 +353,11 @@ class RowProblem:
     reason: str
 
 
-def describe_validation_error(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
     """Field paths and messages only; input values are left out to keep reasons short."""
     parts = []
     for item in error.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in item["loc"]) or "row"
+        location = prefix + ".".join(str(part) for part in item["loc"]) or "row"
         parts.append(f"{location}: {item['msg']}")
     return "; ".join(parts)
 

@@ -43,8 +43,11 @@ rows every time): `{"endpoint": "transactions", "kind": "bad_amount", "fraction"
 `where` (or on a `fraction` of them without `where`):
 `{"endpoint": "activity", "kind": "override", "where": {"dealId": "..."},
 "fields": {"details.level": {"$number": "1E+1000000"}}}`. A `{"$number": text}` value is sent as
-that JSON number literally; a lone surrogate is sent as its `\\udXXX` escape. Ground truth is
-unaffected: it holds the rows as they should have been.
+that JSON number literally (`NaN`, `Infinity` and `-Infinity` too, as some servers write them); a
+lone surrogate is sent as its `\\udXXX` escape. `override` also reaches the accounts of
+`GET /accounts` (endpoint `accounts`): `{"endpoint": "accounts", "kind": "override", "where":
+{"accountId": "..."}, "fields": {"balance.balance": "NaN"}}`. Ground truth is unaffected: it
+holds the rows as they should have been.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ CORRUPTIONS = (
     "duplicate_reference",
 )
 OVERRIDE = "override"  # not a random corruption: it sets given fields on chosen rows
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NaN|-?Infinity")
 _RAW_MARK = "\ue000"  # brackets a raw number in the encoded text until it is spliced in
 
 
@@ -130,6 +133,7 @@ def encode_body(body: Any) -> bytes:
 
 
 ENDPOINTS = ("transactions", "activity")
+ACCOUNTS = "accounts"  # `GET /accounts`: only `override` applies there
 
 
 class FaultConfigError(ValueError):
@@ -231,8 +235,12 @@ class Corruption:
             if self.where is not None and not isinstance(self.where, dict):
                 raise FaultConfigError("override where must be an object")
             object.__setattr__(self, "fields", _wire_value(self.fields))
-        if self.endpoint not in ENDPOINTS:
-            raise FaultConfigError(f"corrupt_rows endpoint must be one of {ENDPOINTS}")
+        if self.endpoint not in ENDPOINTS and not (
+            self.endpoint == ACCOUNTS and self.kind == OVERRIDE
+        ):
+            raise FaultConfigError(
+                f"corrupt_rows endpoint must be one of {ENDPOINTS}, or {ACCOUNTS!r} for override"
+            )
         if self.kind not in (*CORRUPTIONS, OVERRIDE):
             raise FaultConfigError(f"corrupt_rows kind must be one of {(*CORRUPTIONS, OVERRIDE)}")
         if not 0 <= self.fraction <= 1:
