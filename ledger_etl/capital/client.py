@@ -342,12 +342,15 @@ class CapitalClient:
         json: Any = None,
         expect_key: str | None = None,
         retry_reads: bool = True,
+        lenient: bool = False,
     ) -> ApiResponse:
-        """An authenticated call; transient failures are retried for GET when `retry_reads`."""
+        """An authenticated call; transient failures are retried for GET when `retry_reads`.
+        `lenient` decodes the body as `decode_object(lenient=True)` does (history rows)."""
         retry = retry_reads and method.upper() == "GET"
         return self._call(
-            method, path, params=params, json=json, expect_key=expect_key, retry_transient=retry
-        )
+            method, path, params=params, json=json, expect_key=expect_key, retry_transient=retry,
+            lenient=lenient,
+        )  # fmt: skip
 
     def _call(
         self,
@@ -362,6 +365,7 @@ class CapitalClient:
         authenticated: bool = True,
         allow_relogin: bool = True,
         login: bool = False,
+        lenient: bool = False,
     ) -> ApiResponse:
         """Send with pacing and the retry policy; `login` also adopts the session tokens."""
         method, params = method.upper(), dict(params or {})
@@ -380,7 +384,7 @@ class CapitalClient:
                 try:
                     body = None
                     if outcome.status_code != 204 or expect_key is not None:
-                        body = decode_object(outcome.content, expect_key)
+                        body = decode_object(outcome.content, expect_key, lenient=lenient)
                     if login:
                         self._adopt_login_tokens(outcome)
                     duration = self._monotonic() - started
