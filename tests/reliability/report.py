@@ -18,6 +18,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +190,13 @@ NOTES = [
 def _params(name: str) -> tuple[str, str] | None:
     if "[" not in name:
         return None
-    inner = name[name.index("[") + 1 : name.rindex("]")]
-    case, _, backend = inner.rpartition("-")
-    return (case, backend) if case in BY_ID and backend in BACKENDS else None
+    # A stacked parametrization adds its own parts (`lock_links_dir-published_tree_damage-
+    # sqlite`): the case is the part followed by a backend, wherever it stands.
+    parts = name[name.index("[") + 1 : name.rindex("]")].split("-")
+    for case, backend in pairwise(parts):
+        if case in BY_ID and backend in BACKENDS:
+            return case, backend
+    return None
 
 
 def outcomes(junit: Path) -> dict[tuple[str, str], str]:
