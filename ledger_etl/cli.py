@@ -48,8 +48,27 @@ def error_line(exc: BaseException) -> str:
 
     if isinstance(exc, DBAPIError):
         first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
-        return f"the ledger database failed: {first}"
+        return f"the ledger database failed: {first}{_sqlite_hint(first)}"
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _sqlite_hint(message: str) -> str:
+    """What to do about the two SQLite failures a person meets: a lock held too long by
+    another process, and a database file that cannot be written."""
+    from ledger_etl.settings import SettingsError, sqlite_busy_timeout
+
+    if message == "database is locked":
+        try:
+            waited = f"{sqlite_busy_timeout():g} s"
+        except SettingsError:
+            waited = "the busy timeout"
+        return (
+            f" (another process held it locked for more than {waited}; wait for it to finish, "
+            "or raise LEDGER_SQLITE_BUSY_TIMEOUT)"
+        )
+    if "readonly database" in message:
+        return " (the SQLite database is read-only here; open it writable or use another file)"
+    return ""
 
 
 class _Failure(click.ClickException):
@@ -296,6 +315,8 @@ def _print_sync(report: SyncReport) -> None:
                 f"{summary.changed:>7} {summary.unchanged:>7} {summary.quarantined:>8} "
                 f"{summary.windows:>7} {summary.failed_windows:>6} {summary.retries:>7}"
             )
+    for account_id, reason in report.balances_skipped.items():
+        click.echo(f"balance of {account_id} not recorded (kept in quarantine): {reason}")
     click.echo(
         f"run {report.run_id}: "
         + (

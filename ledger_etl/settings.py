@@ -10,6 +10,7 @@
 | CAPITAL_RATE_LIMIT | client-side request rate, requests per second | `10` |
 | CAPITAL_SPLIT_THRESHOLD | rows at which a history answer counts as cut short (bisected) | `1000` |
 | LEDGER_DATABASE_URL | ledger SQLAlchemy URL | `sqlite:///<project>/var/ledger.sqlite` |
+| LEDGER_SQLITE_BUSY_TIMEOUT | seconds a SQLite connection waits for another process's lock | `60` |
 | LEDGER_EXPORT_DIR | where statements are written | `<project>/var/exports` |
 | LEDGER_CHART_OF_ACCOUNTS | JSON file overriding the chart of accounts | the built-in chart |
 | LEDGER_CLOSE_DAY, LEDGER_CLOSE_HOUR | day (1-28) and UTC hour of the monthly close | `2`, `6` |
@@ -44,8 +45,9 @@ DEFAULT_SPLIT_THRESHOLD = 1000
 VARIABLES = (
     "CAPITAL_API_URL", "CAPITAL_API_KEY", "CAPITAL_IDENTIFIER", "CAPITAL_PASSWORD",
     "CAPITAL_ENCRYPTED_PASSWORD", "CAPITAL_RATE_LIMIT", "CAPITAL_SPLIT_THRESHOLD",
-    "LEDGER_DATABASE_URL", "LEDGER_EXPORT_DIR", "LEDGER_CHART_OF_ACCOUNTS", "LEDGER_CLOSE_DAY",
-    "LEDGER_CLOSE_HOUR", "DAGSTER_HOME", "LEDGER_ETL_KILL_AT",
+    "LEDGER_DATABASE_URL", "LEDGER_SQLITE_BUSY_TIMEOUT", "LEDGER_EXPORT_DIR",
+    "LEDGER_CHART_OF_ACCOUNTS", "LEDGER_CLOSE_DAY", "LEDGER_CLOSE_HOUR", "DAGSTER_HOME",
+    "LEDGER_ETL_KILL_AT",
     "TRADING_POLL_CRON", "TRADING_POLICY_FILE", "TRADING_INSTRUMENT_MAP",
     "LEDGER_SERVICE_SECRET",
 )  # fmt: skip
@@ -158,6 +160,18 @@ def database_url(env: Mapping[str, str] | None = None) -> str:
     if url:
         return url
     return f"sqlite:///{project_root() / 'var' / 'ledger.sqlite'}"
+
+
+DEFAULT_SQLITE_BUSY_TIMEOUT = 60.0
+
+
+def sqlite_busy_timeout(env: Mapping[str, str] | None = None) -> float:
+    """Seconds a SQLite connection waits for a lock another process holds before it fails
+    ("database is locked"): writers are serialized, so a second writer waits this long."""
+    env = os.environ if env is None else env
+    return _positive(
+        env, "LEDGER_SQLITE_BUSY_TIMEOUT", DEFAULT_SQLITE_BUSY_TIMEOUT, float, "a number of seconds"
+    )
 
 
 def export_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -42,6 +42,7 @@ class AccountSync:
     account_id: str
     currency: str | None
     endpoints: dict[str, IngestSummary] = field(default_factory=dict)
+    balance_skipped: str | None = None  # why this sync recorded no balance observation
 
     @property
     def failed_windows(self) -> int:
@@ -55,6 +56,8 @@ class SyncReport:
     end: datetime
     accounts: list[AccountSync]
     server_time: datetime
+    # Balances the API reported that could not be observed, by account (listed ones included).
+    balances_skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -70,6 +73,7 @@ class SyncReport:
                 a.account_id: {k: v.as_dict() for k, v in a.endpoints.items()}
                 for a in self.accounts
             },
+            "balances_skipped": dict(self.balances_skipped),
         }
 
 
@@ -159,9 +163,15 @@ def sync_range(
         # without them records none, so the newest observation is always one its own
         # transactions fetch can roll back.
         observe = endpoints is None or "transactions" in endpoints
-        record_accounts(engine, run_id, accounts, server_now, observe_balances=observe)
+        report.balances_skipped = record_accounts(
+            engine, run_id, accounts, server_now, observe_balances=observe
+        )
         for account in chosen:
-            entry = AccountSync(account.account_id, account.currency)
+            entry = AccountSync(
+                account.account_id,
+                account.currency,
+                balance_skipped=report.balances_skipped.get(account.account_id),
+            )
             report.accounts.append(entry)
             for spec in ENDPOINTS:
                 if endpoints is not None and spec.name not in endpoints:

@@ -343,15 +343,17 @@ class CapitalClient:
         expect_key: str | None = None,
         retry_reads: bool = True,
         retry_rate_limited: bool = True,
+        lenient: bool = False,
     ) -> ApiResponse:
         """An authenticated call; transient failures are retried for GET when `retry_reads`.
 
         `retry_rate_limited=False` raises a 429 at once instead of waiting it out: a caller that
-        keeps its own durable queue (trade intents) reschedules the request itself."""
+        keeps its own durable queue (trade intents) reschedules the request itself. `lenient`
+        decodes the body as `decode_object(lenient=True)` does (history rows)."""
         retry = retry_reads and method.upper() == "GET"
         return self._call(
             method, path, params=params, json=json, expect_key=expect_key, retry_transient=retry,
-            retry_rate_limited=retry_rate_limited,
+            retry_rate_limited=retry_rate_limited, lenient=lenient,
         )  # fmt: skip
 
     def _call(
@@ -368,6 +370,7 @@ class CapitalClient:
         allow_relogin: bool = True,
         login: bool = False,
         retry_rate_limited: bool = True,
+        lenient: bool = False,
     ) -> ApiResponse:
         """Send with pacing and the retry policy; `login` also adopts the session tokens."""
         method, params = method.upper(), dict(params or {})
@@ -386,7 +389,7 @@ class CapitalClient:
                 try:
                     body = None
                     if outcome.status_code != 204 or expect_key is not None:
-                        body = decode_object(outcome.content, expect_key)
+                        body = decode_object(outcome.content, expect_key, lenient=lenient)
                     if login:
                         self._adopt_login_tokens(outcome)
                     duration = self._monotonic() - started

@@ -13,6 +13,13 @@ per adjacent window, and is deduplicated by its natural key:
   rows are all kept.
 Rows outside `[start, end]` of their window are reported as problems, never silently dropped.
 
+Broken text costs its row, never its window. A history body is decoded leniently: a row whose
+text holds bytes that are not UTF-8 is a problem (`text_invalid_utf8`, quarantined with the
+bytes as `\\udcXX` escapes). A raw control character inside a string (JSON wants it escaped)
+is read as that character, and the row is judged like any other (a NUL in an id is `text_nul`,
+a note is cleaned and flagged); its stored text is then its compact JSON re-encoding (numbers as
+exact strings): the same value, and JSON that every reader and both backends accept.
+
 Truncation. No paging exists and no row cap is documented; a window with at least
 `split_threshold` rows (the client's, `CAPITAL_SPLIT_THRESHOLD`, unless the caller passes one)
 is treated as possibly cut short, bisected and both halves re-fetched until every piece is below
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -183,13 +191,38 @@ def _describe_error(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+_CONTROL = re.compile("[\x00-\x1f]")
+INVALID_UTF8 = "text_invalid_utf8: the row holds bytes that are not UTF-8"
+
+
+def row_text(item: Any, text: str) -> str | RowProblem:
+    """The text to store for a row as received (`text`), or why the row cannot be kept: a lone
+    surrogate written literally is a byte that was not UTF-8 (an escaped one is ASCII), and a
+    raw control character makes the text invalid JSON, so the row is stored re-encoded."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return RowProblem(row=item, reason=INVALID_UTF8)
+    if _CONTROL.search(text) is not None:
+        try:
+            json.loads(text)  # whitespace between tokens may be a raw newline; strings not
+        except ValueError:
+            return dump_row(item)
+    return text
+
+
 def _keep_rows(
     spec: EndpointSpec, window: Window, items: list[Any], texts: list[str]
 ) -> tuple[list[tuple[Row, tuple[Any, ...], str]], list[RowProblem]]:
     """Parse, boundary-filter and key the rows of one response (`texts`: each item's JSON)."""
     problems: list[RowProblem] = []
     parsed: list[tuple[Row, Any, str]] = []
-    for item, item_text in zip(items, texts, strict=True):
+    for item, received in zip(items, texts, strict=True):
+        item_text = row_text(item, received)
+        if isinstance(item_text, RowProblem):
+            problems.append(item_text)
+            continue
         row = spec.parse(item)
         if isinstance(row, RowProblem):
             problems.append(row)
@@ -229,7 +262,9 @@ def fetch_window(
     }  # fmt: skip
     started = time.monotonic()
     try:
-        response = client.request("GET", spec.path, params=params, expect_key=spec.key)
+        response = client.request(
+            "GET", spec.path, params=params, expect_key=spec.key, lenient=True
+        )
         items = response.body[spec.key]
         if not isinstance(items, list):
             raise MalformedResponseError.for_body(

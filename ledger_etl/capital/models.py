@@ -14,13 +14,29 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
 
 
-def decode_object(raw: bytes, expect_key: str | None = None) -> dict[str, Any]:
-    """Decode a response body exactly (floats become Decimal); ValueError says what is wrong."""
+def decode_object(
+    raw: bytes, expect_key: str | None = None, *, lenient: bool = False
+) -> dict[str, Any]:
+    """Decode a response body exactly (floats become Decimal); ValueError says what is wrong.
+
+    `lenient` (history bodies, whose rows are judged one by one) accepts bytes that are not UTF-8
+    and raw control characters inside strings: a byte that is not UTF-8 becomes a lone surrogate
+    (`surrogateescape`), so the row holding it is quarantined, never its whole window."""
     try:
-        body = json.loads(raw, parse_float=Decimal)
+        if lenient:
+            body = json.loads(lenient_text(raw), parse_float=Decimal, strict=False)
+        else:
+            body = json.loads(raw, parse_float=Decimal)
     except (ValueError, RecursionError):
         raise ValueError("not JSON") from None
     if not isinstance(body, dict):
@@ -30,21 +46,25 @@ def decode_object(raw: bytes, expect_key: str | None = None) -> dict[str, Any]:
     return body
 
 
+def lenient_text(raw: bytes) -> str:
+    """A UTF-8 body as text, a byte that is not UTF-8 as a lone surrogate (U+DC80 to U+DCFF)."""
+    return raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")
+
+
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-_ITEM_DECODER = json.JSONDecoder(parse_float=Decimal)
+_ITEM_DECODER = json.JSONDecoder(parse_float=Decimal, strict=False)
 
 
 def array_item_texts(raw: bytes, key: str) -> list[str] | None:
     """The text of each element of the body's top-level array `key`, exactly as received.
 
     One pass over the body: each element is scanned once to find where it ends. None when the
-    body is not a UTF-8 JSON object holding that array (the caller decoded it already and knows
-    why); a repeated key takes its last array, as `json.loads` does.
+    body is not a JSON object holding that array (the caller decoded it already and knows why);
+    a repeated key takes its last array, as `json.loads` does. Read as `decode_object(lenient=
+    True)` reads it: a byte that is not UTF-8 is a lone surrogate in its element's text, a raw
+    control character stays as sent (see `history.row_text`).
     """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    text = lenient_text(raw)
     scan, ws = _ITEM_DECODER.scan_once, _WHITESPACE.match
     texts: list[str] | None = None
     try:
@@ -288,14 +308,39 @@ class AccountBalance(_Payload):
     available: OptionalAmount = None
 
 
+@dataclass(frozen=True)
+class UnusableBalance:
+    """A balance block that could not be read (not an object, an amount that is not a finite
+    decimal): kept as sent, with the reason, so the account and its history still sync."""
+
+    raw: Any
+    reason: str
+
+
+def _balance_block(value: Any) -> AccountBalance | UnusableBalance | None:
+    if value is None or isinstance(value, (AccountBalance, UnusableBalance)):
+        return value
+    if not isinstance(value, dict):
+        return UnusableBalance(value, f"balance is a {type(value).__name__}, not an object")
+    try:
+        return AccountBalance.model_validate(value)
+    except ValidationError as error:
+        return UnusableBalance(value, describe_validation_error(error, prefix="balance."))
+
+
 class Account(_Payload):
+    """One account of `GET /accounts`. A hostile `balance` block never fails the account: it
+    is read as `UnusableBalance` and the ledger skips that observation, with the reason."""
+
     account_id: IdText = Field(alias="accountId", min_length=1)
     account_name: str | None = Field(default=None, alias="accountName")
     status: str | None = None
     account_type: str | None = Field(default=None, alias="accountType")
     preferred: bool | None = None
     currency: str | None = None
-    balance: AccountBalance | None = None
+    balance: Annotated[AccountBalance | UnusableBalance | None, PlainValidator(_balance_block)] = (
+        None
+    )
 
 
 class LoginSession(_Payload):
@@ -321,11 +366,11 @@ class RowProblem:
     reason: str
 
 
-def describe_validation_error(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
     """Field paths and messages only; input values are left out to keep reasons short."""
     parts = []
     for item in error.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in item["loc"]) or "row"
+        location = prefix + ".".join(str(part) for part in item["loc"]) or "row"
         parts.append(f"{location}: {item['msg']}")
     return "; ".join(parts)
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from ledger_etl.errors import InputError
 from ledger_etl.ledger.schema import MoneySum
+from ledger_etl.settings import sqlite_busy_timeout
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_AUTOCHECKPOINT = 1000  # pages: SQLite's default, kept for every other writer
@@ -42,19 +43,25 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout: float | None = None, **kwargs: Any) -> Engine:
+    """An engine for the URL; on SQLite a lock held by another process is waited for
+    `busy_timeout` seconds (default `LEDGER_SQLITE_BUSY_TIMEOUT`, 60) before it fails."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        if busy_timeout is None:
+            busy_timeout = sqlite_busy_timeout()
         database = make_url(url).database
-        if database and database != ":memory:":
+        if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
-        _sqlite_setup(engine)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout}, **kwargs)
+        _sqlite_setup(engine, busy_timeout)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, busy_timeout: float) -> None:
+    busy_ms = max(1, round(busy_timeout * 1000))
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE: one writer at a time, and a
@@ -62,7 +69,7 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

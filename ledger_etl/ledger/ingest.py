@@ -15,7 +15,14 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from ledger_etl import __version__
 from ledger_etl.capital.history import HistoryResult
-from ledger_etl.capital.models import Account, Activity, Transaction, dump_row
+from ledger_etl.capital.models import (
+    Account,
+    AccountBalance,
+    Activity,
+    Transaction,
+    UnusableBalance,
+    dump_row,
+)
 from ledger_etl.intervals import Window
 from ledger_etl.ledger import marks
 from ledger_etl.ledger import schema as s
@@ -108,9 +115,14 @@ def record_accounts(
     observed_at: datetime,
     *,
     observe_balances: bool = True,
-) -> None:
+) -> dict[str, str]:
     """Register the accounts and, with `observe_balances`, keep this sync's broker balance
-    observation of each."""
+    observation of each.
+
+    A balance that is missing or cannot be stored exactly is not observed: its block goes to
+    quarantine (endpoint `accounts`) with the reason, and the reasons come back by account id.
+    One hostile balance never stops a sync; its statement then has no observation to claim."""
+    skipped: dict[str, str] = {}
     with engine.begin() as conn:
         for account in accounts:
             values = {
@@ -135,14 +147,58 @@ def record_accounts(
                         account_id=account.account_id, first_seen_at=observed_at, **values
                     )
                 )
-            balance = account.balance
-            if observe_balances and balance is not None and balance.balance is not None:
-                conn.execute(insert(s.balance_observations).values(
-                    account_id=account.account_id, observed_at=observed_at,
-                    balance=balance.balance, deposit=balance.deposit,
-                    profit_loss=balance.profit_loss, available=balance.available,
-                    currency=values["currency"], run_id=run_id,
-                ))  # fmt: skip
+            if not observe_balances:
+                continue
+            amounts, problem = balance_amounts(account)
+            if problem is not None:
+                problem = problem[:_REASON_CAP]  # a 10,000-digit amount is quoted in it
+                skipped[account.account_id] = problem
+                LedgerWriter(conn, run_id).quarantine([QuarantineRow(
+                    account.account_id, "accounts", _balance_text(account), problem,
+                    observed_at, observed_at,
+                )])  # fmt: skip
+                continue
+            conn.execute(insert(s.balance_observations).values(
+                account_id=account.account_id, observed_at=observed_at,
+                currency=values["currency"], run_id=run_id, **amounts,
+            ))  # fmt: skip
+    return skipped
+
+
+_REASON_CAP = 300
+_BALANCE_FIELDS = ("balance", "deposit", "profit_loss", "available")
+_WIRE_NAMES = {"profit_loss": "profitLoss"}
+
+
+def balance_amounts(account: Account) -> tuple[dict[str, Any], str | None]:
+    """The observation's amounts, or why there is none: `balance_missing: ...` (no block, no
+    balance) or `balance_unusable: ...` (a field that is not a finite decimal, or one that
+    NUMERIC(38, 8) cannot hold exactly: every field is checked, none is rounded or dropped)."""
+    block = account.balance
+    if block is None:
+        return {}, "balance_missing: the account has no balance object"
+    if isinstance(block, UnusableBalance):
+        return {}, f"balance_unusable: {block.reason}"
+    if block.balance is None:
+        return {}, "balance_missing: balance.balance is missing, null or empty"
+    amounts = {name: getattr(block, name) for name in _BALANCE_FIELDS}
+    for name, amount in amounts.items():
+        if amount is None:
+            continue
+        try:
+            s.money_text(amount)
+        except ValueError as error:
+            return {}, f"balance_unusable: balance.{_WIRE_NAMES.get(name, name)}: {error}"
+    return amounts, None
+
+
+def _balance_text(account: Account) -> str:
+    """The account's balance block as sent (the rest of the account is stored in `accounts`)."""
+    block = account.balance
+    raw = block.raw if isinstance(block, UnusableBalance) else block
+    if isinstance(raw, AccountBalance):
+        raw = raw.model_dump(by_alias=True, exclude_none=True)
+    return dump_row({"accountId": account.account_id, "balance": raw})
 
 
 def _fetch_rows(result: HistoryResult, fetched_at: datetime) -> list[dict[str, Any]]:

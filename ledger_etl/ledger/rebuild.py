@@ -2,18 +2,22 @@
 
 The raw tables hold every row exactly as received; normalizing them again (after a chart of
 accounts change, or simply to prove the ledger follows from them) changes only what differs, and
-keeps the previous version of every changed entry.
+keeps the previous version of every changed entry. A stored entry that no longer qualifies
+(its account's currency became known and differs, a rule got stricter) leaves the ledger: its
+raw row moves to quarantine with the reason, its last version to `entry_history`, so it is
+never summed again and nothing is lost.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, delete, func, select
 
 from ledger_etl.capital.models import Transaction, parse_transaction
 from ledger_etl.ledger import marks
@@ -22,6 +26,7 @@ from ledger_etl.ledger.chart import ChartOfAccounts
 from ledger_etl.ledger.ingest import account_currency
 from ledger_etl.ledger.normalize import Rejected, normalize_transaction
 from ledger_etl.ledger.store import LedgerWriter, QuarantineRow, StagedTransaction
+from ledger_etl.ledger.store import _jsonable as jsonable  # entry_history's one spelling
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class MonthLedger:
     quarantined: int
     digest: str  # over the range's entries' content hashes, in reference order
     total: str  # sum of amounts, exact
+    removed: int = 0  # stored entries taken out of the ledger (now quarantined)
 
 
 def renormalize(
@@ -43,12 +49,15 @@ def renormalize(
 ) -> MonthLedger:
     raw = s.raw_transactions
     with engine.connect() as conn:
-        rows = conn.execute(select(raw.c.raw, raw.c.window_start, raw.c.window_end).where(and_(
+        rows = conn.execute(select(
+            raw.c.reference, raw.c.raw, raw.c.window_start, raw.c.window_end,
+        ).where(and_(
             raw.c.account_id == account_id, raw.c.date_utc >= start, raw.c.date_utc < end,
         ))).all()  # fmt: skip
         currency = account_currency(conn, account_id)
     staged: list[StagedTransaction] = []
     rejected: list[QuarantineRow] = []
+    leaving: list[str] = []  # references of the rejected rows
     for row in rows:
         parsed = parse_transaction(json.loads(row.raw, parse_float=Decimal))
         if not isinstance(parsed, Transaction):
@@ -62,6 +71,7 @@ def renormalize(
                     row.window_end,
                 )
             )
+            leaving.append(row.reference)
             continue
         normalized = normalize_transaction(account_id, parsed, chart, currency)
         if isinstance(normalized, Rejected):
@@ -75,6 +85,7 @@ def renormalize(
                     row.window_end,
                 )
             )
+            leaving.append(row.reference)
             continue
         staged.append(StagedTransaction(normalized, row.raw, row.window_start, row.window_end))
     with engine.begin() as conn:
@@ -82,6 +93,7 @@ def renormalize(
         writer.lock_account(account_id)
         counts = writer.write_transactions(staged)
         quarantined = writer.quarantine(rejected)
+        removed = _remove_entries(conn, run_id, account_id, leaving)
         # The account's normalization mark (ledger.marks) says what its rows were made with.
         current = marks.fingerprint(chart, currency)
         if marks.covers_account(conn, account_id, start, end):
@@ -91,8 +103,34 @@ def renormalize(
             wrote = counts.inserted + counts.changed > 0
             marks.after_write(conn, account_id, mark, current, first=False, wrote=wrote)
     return summarize(
-        engine, account_id, start, end, changed=counts.changed, quarantined=quarantined
-    )
+        engine, account_id, start, end, changed=counts.changed, quarantined=quarantined,
+        removed=removed,
+    )  # fmt: skip
+
+
+def _remove_entries(
+    conn: Connection, run_id: str, account_id: str, references: Sequence[str]
+) -> int:
+    """Take the entries of rejected raw rows out of the ledger, in the caller's transaction:
+    each one's last version goes to `entry_history`, its raw row (quarantined by the caller,
+    with the same text) leaves `raw_transactions`. Returns how many entries there were."""
+    e, raw = s.ledger_entries, s.raw_transactions
+    removed = 0
+    for at in range(0, len(references), 500):
+        chunk = list(references[at : at + 500])
+        mine = and_(e.c.account_id == account_id, e.c.reference.in_(chunk))
+        entries = conn.execute(select(e).where(mine)).mappings().all()
+        if entries:
+            now = datetime.now(UTC)
+            conn.execute(s.entry_history.insert(), [
+                {"account_id": account_id, "reference": row["reference"],
+                 "previous": jsonable(row), "replaced_at": now, "run_id": run_id}
+                for row in entries
+            ])  # fmt: skip
+            conn.execute(delete(e).where(mine))
+            removed += len(entries)
+        conn.execute(delete(raw).where(raw.c.account_id == account_id, raw.c.reference.in_(chunk)))
+    return removed
 
 
 def summarize(
@@ -103,6 +141,7 @@ def summarize(
     *,
     changed: int = 0,
     quarantined: int = 0,
+    removed: int = 0,
 ) -> MonthLedger:
     e = s.ledger_entries
     where = and_(e.c.account_id == account_id, e.c.posted_at >= start, e.c.posted_at < end)
@@ -114,7 +153,7 @@ def summarize(
     digest = hashlib.sha256(
         "".join(f"{r.reference}:{r.row_sha256}\n" for r in hashes).encode()
     ).hexdigest()
-    return MonthLedger(len(hashes), changed, quarantined, digest, str(total or 0))
+    return MonthLedger(len(hashes), changed, quarantined, digest, str(total or 0), removed)
 
 
 def duplicate_keys(engine: Engine, account_id: str, start: datetime, end: datetime) -> int:

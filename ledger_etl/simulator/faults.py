@@ -43,7 +43,12 @@ rows every time): `{"endpoint": "transactions", "kind": "bad_amount", "fraction"
 `where` (or on a `fraction` of them without `where`):
 `{"endpoint": "activity", "kind": "override", "where": {"dealId": "..."},
 "fields": {"details.level": {"$number": "1E+1000000"}}}`. A `{"$number": text}` value is sent as
-that JSON number literally; a lone surrogate is sent as its `\\udXXX` escape. Ground truth is
+that JSON number literally (`NaN`, `Infinity` and `-Infinity` too, as some servers write them); a
+lone surrogate is sent as its `\\udXXX` escape. A `{"$bytes": hex}` value is sent as a JSON
+string of exactly those bytes, unescaped: `{"note": {"$bytes": "6f6bff"}}` puts a byte that is not
+UTF-8 into one row, `{"note": {"$bytes": "610762"}}` a raw control character. `override` also
+reaches the accounts of `GET /accounts` (endpoint `accounts`): `{"endpoint": "accounts", "kind":
+"override", "where": {"accountId": "..."}, "fields": {"balance.balance": "NaN"}}`. Ground truth is
 unaffected: it holds the rows as they should have been.
 """
 
@@ -81,8 +86,9 @@ CORRUPTIONS = (
     "duplicate_reference",
 )
 OVERRIDE = "override"  # not a random corruption: it sets given fields on chosen rows
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NaN|-?Infinity")
 _RAW_MARK = "\ue000"  # brackets a raw number in the encoded text until it is spliced in
+_BYTES_MARK = "\ue001"  # brackets the hex of raw string bytes until they are spliced in
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,21 @@ class RawNumber:
     text: str
 
 
+@dataclass(frozen=True)
+class RawBytes:
+    """A JSON string whose content is sent as these bytes, unescaped (not UTF-8, or control
+    characters that JSON requires escaped): what a broken server encoder writes."""
+
+    hex: str  # lower-case hex digits: kept as text so the profile reads back as JSON
+
+
 def _wire_value(value: Any) -> Any:
     if isinstance(value, dict):
+        if set(value) == {"$bytes"}:
+            try:
+                return RawBytes(bytes.fromhex(value["$bytes"]).hex())
+            except (TypeError, ValueError):
+                raise FaultConfigError("{'$bytes': ...} needs a text of hex digits") from None
         if set(value) == {"$number"}:
             text = value["$number"]
             if not isinstance(text, str) or not _JSON_NUMBER.fullmatch(text):
@@ -109,10 +128,14 @@ class _BodyEncoder(json.JSONEncoder):
     def default(self, o: Any) -> Any:
         if isinstance(o, RawNumber):
             return f"{_RAW_MARK}{o.text}{_RAW_MARK}"
+        if isinstance(o, RawBytes):
+            return f"{_BYTES_MARK}{o.hex}{_BYTES_MARK}"
         return super().default(o)
 
 
 _RAW_NUMBER = re.compile(f'"{_RAW_MARK}([^"{_RAW_MARK}]*){_RAW_MARK}"')
+_MARK_BYTES = _BYTES_MARK.encode("utf-8")
+_RAW_BYTES = re.compile(b'"' + _MARK_BYTES + b"([0-9a-f]*)" + _MARK_BYTES + b'"')
 
 
 def encode_body(body: Any) -> bytes:
@@ -122,14 +145,17 @@ def encode_body(body: Any) -> bytes:
         data = text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: the wire carries it as an escape
         text = json.dumps(body, separators=(",", ":"), cls=_BodyEncoder)
-        text = text.replace("\\ue000", _RAW_MARK)
+        text = text.replace("\\ue000", _RAW_MARK).replace("\\ue001", _BYTES_MARK)
         data = text.encode("utf-8")
     if _RAW_MARK in text:
         data = _RAW_NUMBER.sub(r"\1", text).encode("utf-8")
+    if _BYTES_MARK in text:
+        data = _RAW_BYTES.sub(lambda m: b'"' + bytes.fromhex(m[1].decode()) + b'"', data)
     return data
 
 
 ENDPOINTS = ("transactions", "activity")
+ACCOUNTS = "accounts"  # `GET /accounts`: only `override` applies there
 
 
 class FaultConfigError(ValueError):
@@ -231,8 +257,12 @@ class Corruption:
             if self.where is not None and not isinstance(self.where, dict):
                 raise FaultConfigError("override where must be an object")
             object.__setattr__(self, "fields", _wire_value(self.fields))
-        if self.endpoint not in ENDPOINTS:
-            raise FaultConfigError(f"corrupt_rows endpoint must be one of {ENDPOINTS}")
+        if self.endpoint not in ENDPOINTS and not (
+            self.endpoint == ACCOUNTS and self.kind == OVERRIDE
+        ):
+            raise FaultConfigError(
+                f"corrupt_rows endpoint must be one of {ENDPOINTS}, or {ACCOUNTS!r} for override"
+            )
         if self.kind not in (*CORRUPTIONS, OVERRIDE):
             raise FaultConfigError(f"corrupt_rows kind must be one of {(*CORRUPTIONS, OVERRIDE)}")
         if not 0 <= self.fraction <= 1:

@@ -207,7 +207,8 @@ def _account_item(sim: Simulator, index: int, with_status: bool = True) -> dict[
 def get_accounts(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
     opened = [a for a in sim.world.accounts if a.opened <= _now(sim).date()]
-    return _reply(200, {"accounts": [_account_item(sim, a.index) for a in opened]})
+    items = [_account_item(sim, a.index) for a in opened]
+    return _reply(200, {"accounts": sim.faults.corrupt("accounts", items)})
 
 
 def get_preferences(sim: Simulator, request: Request) -> Reply:

@@ -144,9 +144,10 @@ def reconcile(inputs: StatementInputs, closing: Decimal) -> Reconciliation:
     observation = inputs.observation
     window = inputs.observation_window
     if observation is None or window is None:
-        return Reconciliation(
-            "UNVERIFIED", closing, reason="no broker balance observation for this account"
-        )
+        reason = "no broker balance observation for this account"
+        if inputs.skipped_balance:
+            reason += f"; the broker's balance was not usable ({inputs.skipped_balance})"
+        return Reconciliation("UNVERIFIED", closing, reason=reason)
     after_end = observation.observed_at >= inputs.period.end
     implied = (
         observation.balance - window.movement

@@ -144,6 +144,9 @@ class StatementInputs:
     previous_final_closing: Decimal | None = None
     month_closed: bool = True  # False for the current month (published only as PROVISIONAL)
     foreign_currency: tuple[ForeignCurrencyEntry, ...] = ()
+    # Why the broker's newest balance report was not observed (`balance_unusable: ...`), read
+    # when the ledger holds no observation for the account.
+    skipped_balance: str | None = None
 
 
 # -- the built model ------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ def read_statement_inputs(
             "activities": _activities(conn, account_id, period),
             "foreign_currency": _foreign_currency(conn, account_id, period),
             "fetches": _fetches(conn, account_id, period),
+            "skipped_balance": (
+                _skipped_balance(conn, account_id) if observation is None else None
+            ),
             "observation_movement": (
                 _balance(conn, account_id, *sorted((period.end, observation.observed_at)))
                 if observation is not None
@@ -169,6 +172,19 @@ def _foreign_currency(
             ))  # fmt: skip
     rows.sort(key=lambda r: (r.posted_at, r.reference))
     return tuple(rows)
+
+
+def _skipped_balance(conn: Connection, account_id: str) -> str | None:
+    """The reason of the newest balance report kept in quarantine instead of observed."""
+    q = s.quarantine
+    query = (
+        select(q.c.reason)
+        .join(s.runs, s.runs.c.run_id == q.c.last_run_id)
+        .where(q.c.account_id == account_id, q.c.endpoint == "accounts")
+        .order_by(s.runs.c.started_at.desc(), q.c.id.desc())
+        .limit(1)
+    )
+    return conn.execute(query).scalar()
 
 
 def _fetches(conn: Connection, account_id: str, period: Period) -> tuple[FetchRecord, ...]:

@@ -3,9 +3,13 @@ traceback and no secret. One table; a new case is one line."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +18,45 @@ from ledger_etl.cli import EXIT_API, EXIT_DATABASE, EXIT_USAGE, main
 
 UNREACHABLE_PG = "postgresql://ledger:pg-Secret-77@127.0.0.1:1/ledger"
 DAYS = ["--from", "2025-02-01", "--to", "2025-02-02"]
+FAST_LOCK = {"LEDGER_SQLITE_BUSY_TIMEOUT": "1"}
+_HOLD = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=" + sys.argv[2])
+db.execute("BEGIN EXCLUSIVE")
+db.execute("CREATE TABLE held (x)")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def _locked(journal: str) -> Callable[[Path], Iterator[dict[str, str]]]:
+    """The ledger file, held under an exclusive lock by another process for the whole case."""
+
+    @contextmanager
+    def hold(tmp_path: Path) -> Iterator[dict[str, str]]:
+        path = tmp_path / "ledger.sqlite"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD, str(path), journal],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            yield {}
+        finally:
+            holder.communicate("", timeout=30)  # closing stdin ends it, releasing the lock
+
+    return hold
+
+
+@contextmanager
+def _read_only(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A SQLite file opened read-only (`mode=ro`: file modes do not stop root)."""
+    path = tmp_path / "read-only.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE kept (x)")
+    db.close()
+    yield {"LEDGER_DATABASE_URL": f"sqlite:///file:{path}?mode=ro&uri=true"}
 
 
 def full_width(text: str) -> str:
@@ -41,15 +84,39 @@ CASES = [
      "POST /session"),
     ("database_url_scheme", ["gaps", *DAYS], {"LEDGER_DATABASE_URL": "mysql://u:pw@h/db"},
      EXIT_USAGE, "SQLite or PostgreSQL"),
+    # A sixth item prepares the case (and undoes it): it may add environment overrides.
+    ("sqlite_locked", ["statement", "--month", "2025-02"], FAST_LOCK, EXIT_DATABASE,
+     "locked for more than 1 s", _locked("DELETE")),
+    ("sqlite_locked_wal_writer", ["db", "upgrade"], FAST_LOCK, EXIT_DATABASE,
+     "database is locked (another process", _locked("WAL")),
+    ("sqlite_busy_timeout_text", ["gaps", *DAYS], {"LEDGER_SQLITE_BUSY_TIMEOUT": "soon"},
+     EXIT_USAGE, "LEDGER_SQLITE_BUSY_TIMEOUT must be a number of seconds"),
+    ("sqlite_read_only", ["db", "upgrade"], {}, EXIT_DATABASE, "read-only", _read_only),
+    ("sqlite_read_only_gaps", ["gaps", *DAYS], {}, EXIT_DATABASE, "read-only", _read_only),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("args", "env", "status", "text"),
-    [case[1:] for case in CASES],
+    ("args", "env", "status", "text", "prepare"),
+    [(*case[1:5], case[5] if len(case) > 5 else None) for case in CASES],
     ids=[case[0] for case in CASES],
 )
 def test_one_clear_line_and_the_documented_status(
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    status: int,
+    text: str,
+    prepare: Callable[[Path], Any] | None,
+) -> None:
+    if prepare is None:
+        _one_clear_line(tmp_path, args, env, status, text)
+        return
+    with prepare(tmp_path) as more:
+        _one_clear_line(tmp_path, args, {**env, **more}, status, text)
+
+
+def _one_clear_line(
     tmp_path: Path, args: list[str], env: dict[str, str], status: int, text: str
 ) -> None:
     environment = {

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from ledger_etl.simulator.faults import FaultConfigError, FaultPlan
+from ledger_etl.simulator.faults import FaultConfigError, FaultPlan, _wire_value, encode_body
 from tests.conftest import ApiSession, make_server
 
 DAY = {"from": "2025-06-10T00:00:00", "to": "2025-06-11T00:00:00"}
@@ -214,6 +214,16 @@ def test_fault_profile_at_start_and_admin_api(api: ApiSession) -> None:
         {"truncate_above": 0},
         {"late_arrival": [{"endpoint": "positions", "seconds": 5}]},
         {"surprise": True},
+        {
+            "corrupt_rows": [
+                {
+                    "endpoint": "transactions",
+                    "kind": "override",
+                    "fields": {"note": {"$bytes": "zz"}},
+                }
+            ]
+        },
+        {"corrupt_rows": [{"endpoint": "accounts", "kind": "long_note"}]},
     ],
 )
 def test_bad_fault_profiles_are_rejected_clearly(api: ApiSession, profile: dict) -> None:
@@ -224,3 +234,13 @@ def test_bad_fault_profiles_are_rejected_clearly(api: ApiSession, profile: dict)
     assert response.json()["errorCode"] == "error.invalid.faults"
     assert response.json()["message"]
     assert api.admin.get("/faults").json()["rules"] == []  # the old profile stays
+
+
+def test_raw_bytes_and_numbers_are_spliced_into_the_body_as_sent() -> None:
+    """`{"$bytes": hex}` is a string of exactly those bytes (not UTF-8, raw controls) and
+    `{"$number": text}` that literal, beside a lone surrogate sent as its escape."""
+    row = _wire_value({"note": {"$bytes": "6f6bff"}, "epic": {"$bytes": "610762"},
+                       "size": {"$number": "NaN"}, "status": "x\ud800"})  # fmt: skip
+    assert encode_body({"transactions": [row]}) == (
+        b'{"transactions":[{"note":"ok\xff","epic":"a\x07b","size":NaN,"status":"x\\ud800"}]}'
+    )

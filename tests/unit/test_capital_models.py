@@ -9,6 +9,7 @@ from ledger_etl.capital.models import (
     Activity,
     RowProblem,
     Transaction,
+    UnusableBalance,
     array_item_texts,
     decode_object,
     dump_row,
@@ -175,6 +176,24 @@ def test_decode_object_rejects_non_objects():
     with pytest.raises(ValueError, match="'transactions'"):
         decode_object(b"{}", "transactions")
     assert decode_object(b'{"a": 0.30000000000000001}')["a"] == Decimal("0.30000000000000001")
+
+
+def test_a_lenient_history_body_keeps_broken_text_to_its_row():
+    body = b'{"transactions": [{"note": "ok\xff"}, {"note": "a\x07b\tc"}, {"note": "fine"}]}'
+    with pytest.raises(ValueError, match="not JSON"):
+        decode_object(body)  # any other body: broken text is a malformed answer
+    rows = decode_object(body, "transactions", lenient=True)["transactions"]
+    assert [r["note"] for r in rows] == ["ok\udcff", "a\x07b\tc", "fine"]
+    texts = array_item_texts(body, "transactions")
+    assert texts == ['{"note": "ok\udcff"}', '{"note": "a\x07b\tc"}', '{"note": "fine"}']
+
+
+def test_a_hostile_balance_block_never_fails_its_account():
+    for block in ({"balance": "NaN"}, {"balance": {"x": 1}}, "92.89", [1], {"balance": True}):
+        account = parse_account({"accountId": "1", "balance": block})
+        assert isinstance(account, Account) and isinstance(account.balance, UnusableBalance)
+        assert account.balance.raw == block and account.balance.reason
+    assert parse_account({"accountId": "1", "balance": None}).balance is None
 
 
 def test_account_balance_decimals():

@@ -180,7 +180,7 @@ def ledger_entries(
         result = renormalize(engine, run_id, account, start, end, chart)
         per_partition[f"{account}|{month}"] = {
             "entries": result.entries, "changed": result.changed,
-            "quarantined": result.quarantined, "total": result.total,
+            "quarantined": result.quarantined, "removed": result.removed, "total": result.total,
             "checksum": result.digest}  # fmt: skip
     values = list(per_partition.values())
     return dg.MaterializeResult(metadata={
