@@ -119,6 +119,9 @@ class Simulator:
         self.preferences: dict[str, Any] | None = None
         self._api_routes = routes.ROUTES
         self._admin_routes = admin.ROUTES
+        from ledger_etl.simulator.stream import StreamHub
+
+        self.stream = StreamHub(self)
 
     def start_warm_up(self) -> threading.Thread:
         """Compute, on a background thread, the balances and days a first login needs, so the
@@ -160,6 +163,9 @@ class Simulator:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            await self.stream.serve(scope, receive, send)
+            return
         if scope["type"] != "http":
             return
         request = await self._read_request(scope, receive)

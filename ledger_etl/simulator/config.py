@@ -59,6 +59,14 @@ class SimulatorConfig:
     request_log_size: int = 20000
     # Where balance checkpoints live (see simulator.balances); None keeps them in memory only.
     cache_dir: Path | None = None
+    # The price stream (see simulator.stream): real seconds between ticks (each tick sends one
+    # quote per subscribed open market and the OHLC events of the bars that closed), epics per
+    # connection, frames a connection may queue before it is dropped as a slow consumer, and
+    # where error frames put their errorCode ("payload" or "top"; sources report both).
+    stream_tick_seconds: float = 0.25
+    stream_max_epics: int = 40
+    stream_queue_size: int = 10_000
+    stream_error_code_at: str = "payload"
 
     def __post_init__(self) -> None:
         if self.history_bounds not in BOUNDS:
