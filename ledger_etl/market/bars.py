@@ -1,0 +1,216 @@
+"""Price bars: parsing at the edge (REST rows, stream events) and the `price_bars` store.
+
+A bar is keyed by (epic, resolution, bar type, open time); bid and ask are its two price types,
+stored side by side because the stream sends them as separate events of one bar. Rules:
+- a stream value is `final` only when the server's clock had passed the bar's close before the
+  event arrived (the caller decides, from the quotes it saw); otherwise it is provisional;
+- a REST value supersedes a stream value and is final (only closed bars are ever asked for);
+- `revision` counts changes of a bar's values; a repeated identical value changes nothing, so
+  duplicated events and re-run backfills are idempotent.
+Prices are Decimal from the wire (JSON parsed with `parse_float=Decimal`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, and_, select
+
+from ledger_etl.intervals import Window, coverage_gaps, merge_windows
+from ledger_etl.ledger.schema import price_bars, price_coverage
+
+RESOLUTIONS: dict[str, int] = {
+    "MINUTE": 60, "MINUTE_5": 300, "MINUTE_15": 900, "MINUTE_30": 1_800,
+    "HOUR": 3_600, "HOUR_4": 14_400, "DAY": 86_400, "WEEK": 604_800,
+}  # fmt: skip
+SIDES = ("bid", "ask")
+FIELDS = tuple(f"{side}_{k}" for side in SIDES for k in "ohlc")
+
+
+class BarError(ValueError):
+    """A bar that cannot be taken as it came (the message says why)."""
+
+
+@dataclass(frozen=True)
+class BarUpdate:
+    """Values for one bar from one source; a side is None when this update does not carry it."""
+
+    epic: str
+    resolution: str
+    bar_type: str
+    t: datetime
+    bid: tuple[Decimal, Decimal, Decimal, Decimal] | None
+    ask: tuple[Decimal, Decimal, Decimal, Decimal] | None
+    source: str  # "stream" | "rest"
+    final: bool
+    volume: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, datetime]:
+        return (self.epic, self.resolution, self.bar_type, self.t)
+
+
+def _price(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise BarError(f"{what} is not a number: {value!r}")
+    number = Decimal(value)
+    if not number.is_finite() or number <= 0:
+        raise BarError(f"{what} is not a positive finite price: {value!r}")
+    return number
+
+
+def _check(ohlc: tuple[Decimal, Decimal, Decimal, Decimal], what: str) -> None:
+    o, h, l, c = ohlc  # noqa: E741
+    if not (l <= o <= h and l <= c <= h):
+        raise BarError(f"{what}: open/close outside low..high ({o}, {h}, {l}, {c})")
+
+
+def from_event(payload: dict[str, Any], final: bool) -> BarUpdate:
+    """An `ohlc.event` payload (JSON parsed with Decimal floats) → a one-sided update."""
+    try:
+        epic, resolution = payload["epic"], payload["resolution"]
+        bar_type, side, stamp = payload.get("type", "classic"), payload["priceType"], payload["t"]
+    except (KeyError, TypeError):
+        raise BarError("ohlc event without epic, resolution, priceType or t") from None
+    if resolution not in RESOLUTIONS or side not in SIDES or not isinstance(epic, str):
+        raise BarError(f"ohlc event with unknown resolution or price type: {resolution}/{side}")
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp % 1000:
+        raise BarError(f"ohlc event time is not whole epoch seconds in ms: {stamp!r}")
+    ohlc = tuple(_price(payload.get(k), f"ohlc {k}") for k in "ohlc")
+    _check(ohlc, f"{epic} {resolution} {stamp}")  # type: ignore[arg-type]
+    t = datetime.fromtimestamp(stamp // 1000, UTC)
+    sides = {"bid": None, "ask": None, side: ohlc}
+    return BarUpdate(epic, resolution, bar_type, t, sides["bid"], sides["ask"], "stream", final)
+
+
+def from_rest(epic: str, resolution: str, row: dict[str, Any]) -> BarUpdate:
+    """A GET /prices row (Decimal floats) → a final two-sided update with volume."""
+    try:
+        t = datetime.fromisoformat(row["snapshotTimeUTC"]).replace(tzinfo=UTC)
+        sides = {
+            side: tuple(
+                _price(row[f"{name}Price"][side], f"{name} {side}")
+                for name in ("open", "high", "low", "close")
+            )
+            for side in SIDES
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BarError(f"price row not understood: {exc}") from None
+    for side, ohlc in sides.items():
+        _check(ohlc, f"{epic} {resolution} {t.isoformat()} {side}")  # type: ignore[arg-type]
+    volume = row.get("lastTradedVolume")
+    if not isinstance(volume, int | Decimal) or isinstance(volume, bool):
+        volume = None
+    return BarUpdate(
+        epic, resolution, "classic", t, sides["bid"], sides["ask"], "rest", True,  # type: ignore[arg-type]
+        None if volume is None else int(volume),
+    )  # fmt: skip
+
+
+def _values(update: BarUpdate) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for side in SIDES:
+        ohlc = getattr(update, side)
+        if ohlc is not None:
+            out.update({f"{side}_{k}": v for k, v in zip("ohlc", ohlc, strict=True)})
+    return out
+
+
+def store_updates(engine: Engine, updates: list[BarUpdate], seen: datetime) -> int:
+    """Upsert updates in one transaction; returns how many bars changed value or finality."""
+    changed = 0
+    with engine.begin() as conn:
+        for update in updates:
+            key = and_(
+                price_bars.c.epic == update.epic,
+                price_bars.c.resolution == update.resolution,
+                price_bars.c.bar_type == update.bar_type,
+                price_bars.c.t == update.t,
+            )
+            row = conn.execute(select(price_bars).where(key)).mappings().first()
+            values = _values(update)
+            if row is None:
+                conn.execute(
+                    price_bars.insert().values(
+                        epic=update.epic, resolution=update.resolution, bar_type=update.bar_type,
+                        t=update.t, volume=update.volume, source=update.source,
+                        final=update.final, revision=1, first_seen=seen, last_seen=seen,
+                        **values,
+                    )
+                )  # fmt: skip
+                changed += 1
+                continue
+            if row["source"] == "rest" and update.source == "stream":
+                continue  # REST supersedes the stream, never the other way round
+            differs = {k: v for k, v in values.items() if row[k] != v}
+            new: dict[str, Any] = {"last_seen": seen}
+            if differs:
+                new.update(differs)
+                new["revision"] = row["revision"] + 1
+            if update.source == "rest" and row["source"] != "rest":
+                new["source"] = "rest"
+            if update.volume is not None and row["volume"] != update.volume:
+                new["volume"] = update.volume
+            if update.final and not row["final"]:
+                new["final"] = True
+            if len(new) > 1:
+                changed += 1
+            conn.execute(price_bars.update().where(key).values(**new))
+    return changed
+
+
+def record_coverage(
+    engine: Engine, epic: str, resolution: str, window: Window, recorded_at: datetime
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            price_coverage.insert().values(
+                epic=epic, resolution=resolution, bar_type="classic", start=window.start,
+                end=window.end, recorded_at=recorded_at,
+            )
+        )  # fmt: skip
+
+
+def covered_windows(engine: Engine, epic: str, resolution: str, within: Window) -> list[Window]:
+    """REST-covered windows and the spans of final bars, merged (the bar store's coverage)."""
+    step = timedelta(seconds=RESOLUTIONS[resolution])
+    with engine.connect() as conn:
+        rest = conn.execute(
+            select(price_coverage.c.start, price_coverage.c.end).where(
+                price_coverage.c.epic == epic, price_coverage.c.resolution == resolution,
+                price_coverage.c.end > within.start, price_coverage.c.start < within.end,
+            )
+        ).all()  # fmt: skip
+        finals = conn.execute(
+            select(price_bars.c.t).where(
+                price_bars.c.epic == epic, price_bars.c.resolution == resolution,
+                price_bars.c.bar_type == "classic", price_bars.c.final.is_(True),
+                price_bars.c.t >= within.start - step, price_bars.c.t < within.end,
+                price_bars.c.bid_o.is_not(None), price_bars.c.ask_o.is_not(None),
+            )
+        ).all()  # fmt: skip
+    windows = [Window(a, b) for a, b in rest] + [Window(t, t + step) for (t,) in finals]
+    return merge_windows(windows)
+
+
+def bar_gaps(engine: Engine, epic: str, resolution: str, wanted: Window) -> list[Window]:
+    """The parts of `wanted` (bar open times) with neither a final bar nor a REST answer."""
+    return coverage_gaps(wanted, covered_windows(engine, epic, resolution, wanted))
+
+
+def read_bars(
+    engine: Engine, epic: str, resolution: str, window: Window, bar_type: str = "classic"
+) -> list[dict[str, Any]]:
+    """Stored bars opening in `window`, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(price_bars).where(
+                price_bars.c.epic == epic, price_bars.c.resolution == resolution,
+                price_bars.c.bar_type == bar_type, price_bars.c.t >= window.start,
+                price_bars.c.t < window.end,
+            ).order_by(price_bars.c.t)
+        ).mappings().all()  # fmt: skip
+    return [dict(r) for r in rows]
