@@ -591,5 +591,10 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
         )
 
 
+from ledger_etl.market.cli import register as _register_market  # noqa: E402
+
+_register_market(main)  # `prices` and `stream`
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -367,7 +367,7 @@ price_bars = Table(
 )
 
 # Windows `[start, end)` of bar open times that a REST answer covered in full (no bar missing
-# there but those the market never had); with the final bars, the coverage of an epic × resolution.
+# there but those the market never had); with the final bars, the coverage of an epic, resolution.
 price_coverage = Table(
     "price_coverage",
     metadata,

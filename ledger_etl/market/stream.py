@@ -40,6 +40,7 @@ from ledger_etl.capital.client import CapitalClient
 from ledger_etl.intervals import Window
 from ledger_etl.market.backfill import align_down, backfill
 from ledger_etl.market.bars import RESOLUTIONS, BarError, BarUpdate, from_event, store_updates
+from ledger_etl.market.quotes import QuoteFiles
 
 log = logging.getLogger("ledger_etl.market.stream")
 MAX_EPICS_PER_CONNECTION = 40
@@ -63,6 +64,7 @@ class StreamOptions:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
     flush_s: float = 0.5
+    final_pass_s: float = 60.0  # how long the last backfill pass may take after a stop
 
     def __post_init__(self) -> None:
         if not self.epics:
@@ -129,11 +131,17 @@ class BarStream:
         options: StreamOptions,
         *,
         on_quote: Callable[[str, int, Decimal, Decimal], None] | None = None,
+        quote_files: QuoteFiles | None = None,
+        rotate_s: float = 60.0,
         rng: random.Random | None = None,
     ) -> None:
         self.client, self.engine, self.options = client, engine, options
         self.status = StreamStatus()
         self._on_quote = on_quote
+        self.quote_files = quote_files
+        if quote_files is not None and on_quote is None:
+            self._on_quote = quote_files.add
+        self._rotate_s = rotate_s
         self._random = rng or random.Random()
         self._pending: dict[tuple[str, str, str, datetime], _Pending] = {}
         self._updates: list[BarUpdate] = []
@@ -172,6 +180,12 @@ class BarStream:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self._flush)
+            try:  # what closed while the stream ran, once more over REST (bounded)
+                await asyncio.wait_for(asyncio.to_thread(self.reconcile), self.options.final_pass_s)
+            except Exception as exc:
+                log.warning("final backfill pass incomplete: %s", exc)
+            if self.quote_files is not None:
+                await asyncio.to_thread(self.quote_files.rotate, self.quote_files.take())
 
     # -- connections ------------------------------------------------------------------------
     async def _connection(self, epics: list[str]) -> None:
@@ -336,8 +350,16 @@ class BarStream:
                     raise
 
     async def _flusher(self) -> None:
+        rotated = time.monotonic()
         while True:
             await asyncio.sleep(self.options.flush_s)
+            if self.quote_files is not None and time.monotonic() - rotated >= self._rotate_s:
+                rotated = time.monotonic()
+                taken = self.quote_files.take()
+                try:
+                    await asyncio.to_thread(self.quote_files.rotate, taken)
+                except OSError as exc:
+                    log.error("quote files not written: %s", exc)
             try:
                 await asyncio.to_thread(self._flush)
             except Exception as exc:
@@ -346,6 +368,7 @@ class BarStream:
                 self._pending.clear()
 
     async def _reconciler(self) -> None:
+        self._reconcile_now.set()  # first pass at once: what closed while nothing streamed
         while True:
             try:
                 await asyncio.wait_for(self._reconcile_now.wait(), self.options.reconcile_s)

@@ -67,6 +67,7 @@ class SimulatorConfig:
     stream_max_epics: int = 40
     stream_queue_size: int = 10_000
     stream_error_code_at: str = "payload"
+    extra_markets: int = 0  # synthetic markets SYN01.. for stream tests (see simulator.synthetic)
 
     def __post_init__(self) -> None:
         if self.history_bounds not in BOUNDS:

@@ -1,0 +1,157 @@
+"""`ledger-etl prices backfill|bars` and `ledger-etl stream` against a real simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from ledger_etl.cli import main
+from ledger_etl.intervals import Window
+from ledger_etl.ledger.db import make_engine
+from ledger_etl.market.backfill import align_down
+from ledger_etl.market.quotes import verify
+from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
+from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, TEST_NOW, TEST_START
+from tests.integration.test_stream_exact import assert_bars_equal_truth
+
+
+def _env(server: SimulatorServer, tmp_path: Path) -> dict[str, str]:
+    return {
+        "CAPITAL_API_URL": server.url, "CAPITAL_API_KEY": API_KEY,
+        "CAPITAL_IDENTIFIER": IDENTIFIER, "CAPITAL_PASSWORD": PASSWORD,
+        "CAPITAL_RATE_LIMIT": "200",
+        "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+    }  # fmt: skip
+
+
+def test_backfill_then_bars_equal_truth(shared_sim: SimulatorServer, tmp_path: Path) -> None:
+    runner, env = CliRunner(), _env(shared_sim, tmp_path)
+    # GOLD closes 22:00-23:05 every day: the window holds a closed hour, which is no gap.
+    args = ["--epic", "GOLD", "--resolution", "MINUTE",
+            "--from", "2026-01-14T20:00:00Z", "--to", "2026-01-15T10:00:00Z"]  # fmt: skip
+    first = runner.invoke(main, ["prices", "backfill", *args], env=env)
+    assert first.exit_code == 0, first.output
+    assert "1 requests" in first.output and "775 bars" in first.output
+    again = runner.invoke(main, ["prices", "backfill", *args], env=env)
+    assert "0 requests, 0 bars" in again.output  # idempotent: nothing left to ask for
+    shown = runner.invoke(main, ["prices", "bars", *args, "--format", "json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    bars = json.loads(shown.output)
+    truth = httpx.get(
+        shared_sim.url + "/_sim/truth/bars",
+        params={"epic": "GOLD", "from": "2026-01-14T20:00:00Z", "to": "2026-01-15T10:00:00Z"},
+    ).json()
+    assert [b["t"] for b in bars] == [b["t"] for b in truth["bars"]]
+    for got, want in zip(bars, truth["bars"], strict=True):
+        assert set(got) >= {"epic", "resolution", "t", "bid", "ask", "volume", "source"}
+        assert got["source"] == "rest" and got["volume"] == want["volume"]
+        for side in ("bid", "ask"):
+            assert {k: Decimal(v) for k, v in got[side].items()} == {
+                k: Decimal(v) for k, v in want[side].items()
+            }
+    out = tmp_path / "bars.parquet"
+    written = runner.invoke(main, ["prices", "bars", *args, "--format", "parquet", "--out",
+                                   str(out)], env=env)  # fmt: skip
+    assert written.exit_code == 0 and pq.read_table(out).num_rows == len(bars)
+    csv_text = runner.invoke(main, ["prices", "bars", *args, "--format", "csv"], env=env).output
+    assert len(csv_text.splitlines()) == len(bars) + 1
+
+
+def test_bad_input_is_a_clear_error(shared_sim: SimulatorServer, tmp_path: Path) -> None:
+    runner, env = CliRunner(), _env(shared_sim, tmp_path)
+    base = ["--from", "2026-01-14T20:00:00Z", "--to", "2026-01-14T21:00:00Z"]
+    unknown = runner.invoke(main, ["prices", "backfill", "--epic", "NOPE", *base], env=env)
+    assert unknown.exit_code == 3 and "error.not-found.epic" in unknown.output
+    bad = runner.invoke(
+        main, ["prices", "backfill", "--epic", "GOLD", "--resolution", "SECOND", *base], env=env
+    )
+    assert bad.exit_code == 2 and "unknown resolution" in bad.output
+    backwards = ["--from", "2026-01-14T21:00:00Z", "--to", "2026-01-14T20:00:00Z"]
+    inverted = runner.invoke(main, ["prices", "bars", "--epic", "GOLD", *backwards], env=env)
+    assert inverted.exit_code == 2
+
+
+@pytest.fixture
+def fast_sim() -> Iterator[SimulatorServer]:
+    config = SimulatorConfig(world=WorldConfig(seed=42, start=TEST_START)).with_overrides(
+        stream_tick_seconds=0.05, rate_limit_per_second=0
+    )
+    server = SimulatorServer(config, clock=Clock(TEST_NOW, rate=60)).start()
+    yield server
+    server.stop()
+
+
+def _stream(env: dict[str, str], tmp_path: Path, start: str, *extra: str) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "ledger_etl.cli",
+        "stream",
+        "--epics",
+        "BTCUSD,EURUSD",
+        "--quotes-dir",
+        str(tmp_path / "quotes"),
+        "--rotate-seconds",
+        "0.5",
+        "--health-file",
+        str(tmp_path / "health.json"),
+        "--backfill-from",
+        start,
+        *extra,
+    ]
+    return subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+
+
+def test_stream_sigterm_flushes_and_sigkill_loses_nothing(
+    fast_sim: SimulatorServer, tmp_path: Path
+) -> None:
+    env = _env(fast_sim, tmp_path)
+    now = fast_sim.simulator.clock.now()
+    start = (align_down(now, "MINUTE") + timedelta(minutes=1)).isoformat()
+    killed = _stream(env, tmp_path, start)
+    _wait_for_messages(tmp_path / "health.json", 50)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(10)
+    time.sleep(3)  # bars close while nothing streams
+    (tmp_path / "health.json").unlink()
+    graceful = _stream(env, tmp_path, start)
+    _wait_for_messages(tmp_path / "health.json", 100)
+    graceful.send_signal(signal.SIGTERM)
+    _, err = graceful.communicate(timeout=30)
+    assert graceful.returncode == 0, err.decode()[-2000:]
+    assert verify(tmp_path / "quotes") == []
+    manifest = json.loads((tmp_path / "quotes" / "manifest.json").read_text())
+    assert {f["epic"] for f in manifest["files"]} == {"BTCUSD", "EURUSD"}
+    assert not list((tmp_path / "quotes").rglob("*.tmp"))
+    health = json.loads((tmp_path / "health.json").read_text())
+    assert health["messages"] > 0
+    engine = make_engine(env["LEDGER_DATABASE_URL"])
+    end = align_down(fast_sim.simulator.clock.now(), "MINUTE") - timedelta(minutes=2)
+    window = Window(datetime.fromisoformat(start).astimezone(UTC), end)
+    assert assert_bars_equal_truth(fast_sim, engine, ["BTCUSD", "EURUSD"], window) >= 2 * 10
+
+
+def _wait_for_messages(health: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(health.read_text())["messages"] >= count:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the stream did not reach {count} messages")
