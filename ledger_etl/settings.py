@@ -217,3 +217,10 @@ def configured_variables(env: Mapping[str, str] | None = None) -> frozenset[str]
 def export_environment(values: Mapping[str, str]) -> None:
     """Set variables for this process and the processes it starts (Dagster runs read them)."""
     os.environ.update(values)
+
+
+def stream_health_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where `ledger-etl stream` records its health (LEDGER_STREAM_HEALTH) for `stream_healthy`."""
+    env = os.environ if env is None else env
+    raw = (env.get("LEDGER_STREAM_HEALTH") or "").strip()
+    return Path(raw).expanduser() if raw else project_root() / "var" / "stream-health.json"

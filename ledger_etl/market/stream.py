@@ -102,7 +102,7 @@ class StreamStatus:
             "reconnects": self.reconnects, "relogins": self.relogins,
             "backfilled_bars": self.backfilled_bars, "rejected": self.rejected,
             "rejected_epics": sorted(self.rejected_epics), "quotes": self.quotes,
-            "events": self.events,
+            "events": self.events, "uptime_s": round(elapsed, 1),
         }  # fmt: skip
 
 

@@ -35,7 +35,9 @@ ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]
 def test_definitions_load() -> None:
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert keys == {"raw_transactions", "raw_activity", "ledger_entries", "monthly_statement"}
+    assert keys == {
+        "raw_transactions", "raw_activity", "ledger_entries", "monthly_statement", "price_bars"
+    }  # fmt: skip
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert checks == {
         "coverage_complete",
@@ -43,6 +45,8 @@ def test_definitions_load() -> None:
         "balance_rolls_forward",
         "statement_reconciles",
         "published_statement_unchanged",
+        "bars_complete",
+        "stream_healthy",
     }
     assert {s.name for s in repo.schedule_defs} == {
         "monthly_close_schedule",
