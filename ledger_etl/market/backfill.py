@@ -9,6 +9,7 @@ as coverage, so a re-run asks for nothing (idempotent) and a bar is either store
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -93,6 +94,7 @@ def backfill(
     window: Window,
     *,
     now: datetime | None = None,
+    prefetch: int = 3,
 ) -> BackfillReport:
     """Fill the gaps of `window` over REST; bars that have not closed by `now` are left out."""
     report = BackfillReport()
@@ -103,11 +105,23 @@ def backfill(
         if window.start > last_open:
             return report
         window = Window(window.start, last_open + step)
-    for gap in bar_gaps(engine, epic, resolution, window):
-        for piece in request_windows(gap, resolution):
-            if piece.end > last_open + step:
-                continue
-            updates = fetch_window(client, epic, resolution, piece)
+    pieces = [
+        piece
+        for gap in bar_gaps(engine, epic, resolution, window)
+        for piece in request_windows(gap, resolution)
+        if piece.end <= last_open + step
+    ]
+    # Requests run ahead of the store (up to `prefetch` in flight, paced by the client's rate
+    # limiter), so storing one answer overlaps waiting for the next: the pace is the API's.
+    with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="prices") as pool:
+        futures = [
+            pool.submit(fetch_window, client, epic, resolution, p) for p in pieces[:prefetch]
+        ]
+        for index, piece in enumerate(pieces):
+            updates = futures[index].result()
+            if index + prefetch < len(pieces):
+                following = pieces[index + prefetch]
+                futures.append(pool.submit(fetch_window, client, epic, resolution, following))
             report.requests += 1
             kept = [u for u in updates if piece.contains(u.t)]
             report.rejected += [

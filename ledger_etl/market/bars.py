@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, select
 
 from ledger_etl.intervals import Window, coverage_gaps, merge_windows
 from ledger_etl.ledger.schema import price_bars, price_coverage
@@ -120,46 +120,92 @@ def _values(update: BarUpdate) -> dict[str, Decimal]:
 
 
 def store_updates(engine: Engine, updates: list[BarUpdate], seen: datetime) -> int:
-    """Upsert updates in one transaction; returns how many bars changed value or finality."""
+    """Upsert updates in one transaction; returns how many bars changed value or finality.
+
+    Existing rows are read once per (epic, resolution, type) and time range, new rows are
+    inserted in one batch: a year of bars is a few statements, not one per bar."""
+    merged: dict[tuple[str, str, str, datetime], BarUpdate] = {}
+    for update in updates:  # later updates of one bar win, as they would one by one
+        earlier = merged.get(update.key)
+        merged[update.key] = update if earlier is None else _combine(earlier, update)
     changed = 0
+    inserts: list[dict[str, Any]] = []
     with engine.begin() as conn:
-        for update in updates:
-            key = and_(
-                price_bars.c.epic == update.epic,
-                price_bars.c.resolution == update.resolution,
-                price_bars.c.bar_type == update.bar_type,
-                price_bars.c.t == update.t,
-            )
-            row = conn.execute(select(price_bars).where(key)).mappings().first()
-            values = _values(update)
+        existing = _existing(conn, list(merged.values()))
+        for key, update in merged.items():
+            row = existing.get(key)
             if row is None:
-                conn.execute(
-                    price_bars.insert().values(
-                        epic=update.epic, resolution=update.resolution, bar_type=update.bar_type,
-                        t=update.t, volume=update.volume, source=update.source,
-                        final=update.final, revision=1, first_seen=seen, last_seen=seen,
-                        **values,
-                    )
+                inserts.append(
+                    {"epic": update.epic, "resolution": update.resolution,
+                     "bar_type": update.bar_type, "t": update.t, "volume": update.volume,
+                     "source": update.source, "final": update.final, "revision": 1,
+                     "first_seen": seen, "last_seen": seen,
+                     **{f: None for f in FIELDS}, **_values(update)}
                 )  # fmt: skip
-                changed += 1
                 continue
-            if row["source"] == "rest" and update.source == "stream":
-                continue  # REST supersedes the stream, never the other way round
-            differs = {k: v for k, v in values.items() if row[k] != v}
-            new: dict[str, Any] = {"last_seen": seen}
-            if differs:
-                new.update(differs)
-                new["revision"] = row["revision"] + 1
-            if update.source == "rest" and row["source"] != "rest":
-                new["source"] = "rest"
-            if update.volume is not None and row["volume"] != update.volume:
-                new["volume"] = update.volume
-            if update.final and not row["final"]:
-                new["final"] = True
-            if len(new) > 1:
+            new = _changes(row, update)
+            if new:
                 changed += 1
-            conn.execute(price_bars.update().where(key).values(**new))
-    return changed
+            new["last_seen"] = seen
+            conn.execute(
+                price_bars.update()
+                .where(
+                    price_bars.c.epic == update.epic, price_bars.c.resolution == update.resolution,
+                    price_bars.c.bar_type == update.bar_type, price_bars.c.t == update.t,
+                )
+                .values(**new)
+            )  # fmt: skip
+        if inserts:
+            conn.execute(price_bars.insert(), inserts)
+    return changed + len(inserts)
+
+
+def _combine(earlier: BarUpdate, later: BarUpdate) -> BarUpdate:
+    if earlier.source == "rest" and later.source == "stream":
+        return earlier
+    return BarUpdate(
+        later.epic, later.resolution, later.bar_type, later.t,
+        later.bid if later.bid is not None else earlier.bid,
+        later.ask if later.ask is not None else earlier.ask,
+        later.source, later.final or (earlier.final and earlier.source == later.source),
+        later.volume if later.volume is not None else earlier.volume,
+    )  # fmt: skip
+
+
+def _existing(conn: Any, updates: list[BarUpdate]) -> dict[tuple, dict[str, Any]]:
+    groups: dict[tuple[str, str, str], list[datetime]] = {}
+    for u in updates:
+        groups.setdefault((u.epic, u.resolution, u.bar_type), []).append(u.t)
+    found: dict[tuple, dict[str, Any]] = {}
+    for (epic, resolution, bar_type), times in groups.items():
+        rows = conn.execute(
+            select(price_bars).where(
+                price_bars.c.epic == epic, price_bars.c.resolution == resolution,
+                price_bars.c.bar_type == bar_type, price_bars.c.t >= min(times),
+                price_bars.c.t <= max(times),
+            )
+        ).mappings()  # fmt: skip
+        wanted = set(times)
+        for row in rows:
+            if row["t"] in wanted:
+                found[(epic, resolution, bar_type, row["t"])] = dict(row)
+    return found
+
+
+def _changes(row: dict[str, Any], update: BarUpdate) -> dict[str, Any]:
+    """The column changes `update` makes to a stored `row` (REST supersedes the stream)."""
+    if row["source"] == "rest" and update.source == "stream":
+        return {}
+    new: dict[str, Any] = {k: v for k, v in _values(update).items() if row[k] != v}
+    if new:
+        new["revision"] = row["revision"] + 1
+    if update.source == "rest" and row["source"] != "rest":
+        new["source"] = "rest"
+    if update.volume is not None and row["volume"] != update.volume:
+        new["volume"] = update.volume
+    if update.final and not row["final"]:
+        new["final"] = True
+    return new
 
 
 def record_coverage(

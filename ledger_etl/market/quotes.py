@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+log = logging.getLogger("ledger_etl.market.quotes")
 
 SCHEMA = pa.schema(
     [
@@ -39,8 +43,8 @@ MANIFEST = "manifest.json"
 @dataclass
 class _Buffer:
     ts: list[int] = field(default_factory=list)
-    bid: list[Decimal] = field(default_factory=list)
-    ask: list[Decimal] = field(default_factory=list)
+    bid: list[str] = field(default_factory=list)  # exact decimal texts, as on the wire
+    ask: list[str] = field(default_factory=list)
 
 
 class QuoteFiles:
@@ -50,17 +54,23 @@ class QuoteFiles:
         self.root.mkdir(parents=True, exist_ok=True)
         self._buffers: dict[tuple[str, str], _Buffer] = {}
         self.rows_written = 0
+        self.rows_rejected = 0
+        self._days: dict[int, str] = {}
         for orphan in self.root.rglob("*.tmp"):  # left by a process killed mid-write
             orphan.unlink(missing_ok=True)
 
-    def add(self, epic: str, ts_ms: int, bid: Decimal, ask: Decimal) -> None:
-        day = datetime.fromtimestamp(ts_ms / 1000, UTC).date().isoformat()
+    def add(self, epic: str, ts_ms: int, bid: str | Decimal, ask: str | Decimal) -> None:
+        """Buffer one quote; prices as exact decimal text (or Decimal)."""
+        index = ts_ms // 86_400_000
+        day = self._days.get(index)
+        if day is None:
+            day = self._days[index] = datetime.fromtimestamp(index * 86_400, UTC).date().isoformat()
         buffer = self._buffers.get((day, epic))
         if buffer is None:
             buffer = self._buffers[(day, epic)] = _Buffer()
         buffer.ts.append(ts_ms)
-        buffer.bid.append(bid)
-        buffer.ask.append(ask)
+        buffer.bid.append(bid if isinstance(bid, str) else str(bid))
+        buffer.ask.append(ask if isinstance(ask, str) else str(ask))
 
     @property
     def buffered(self) -> int:
@@ -84,10 +94,35 @@ class QuoteFiles:
         self._apply_retention()
         return entries
 
+    def _columns(self, buffer: _Buffer) -> tuple[list[int], pa.Array, pa.Array]:
+        """Times and exact decimal columns; a price that decimal128(24, 8) cannot hold exactly
+        rejects its quote (counted and logged), never the file."""
+        kind = SCHEMA.field("bid").type
+        try:
+            return (buffer.ts, pc.cast(pa.array(buffer.bid, pa.string()), kind),
+                    pc.cast(pa.array(buffer.ask, pa.string()), kind))  # fmt: skip
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        ts, bids, asks = [], [], []
+        for t, bid, ask in zip(buffer.ts, buffer.bid, buffer.ask, strict=True):
+            try:
+                pair = [pc.cast(pa.array([v]), kind)[0].as_py() for v in (bid, ask)]
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                self.rows_rejected += 1
+                log.warning(
+                    "quote at %d rejected: price %r / %r not exact in 8 places", t, bid, ask
+                )
+                continue
+            ts.append(t)
+            bids.append(pair[0])
+            asks.append(pair[1])
+        return ts, pa.array(bids, kind), pa.array(asks, kind)
+
     def _write(self, day: str, epic: str, buffer: _Buffer) -> dict[str, Any]:
+        ts, bid, ask = self._columns(buffer)
         table = pa.table(
-            {"epic": [epic] * len(buffer.ts), "ts": buffer.ts, "bid": buffer.bid,
-             "ask": buffer.ask},
+            {"epic": pa.array([epic] * len(ts)), "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
+             "bid": bid, "ask": ask},
             schema=SCHEMA,
         )  # fmt: skip
         folder = self.root / f"date={day}" / f"epic={epic}"
@@ -101,9 +136,9 @@ class QuoteFiles:
         digest = _sha256(Path(tmp.name))
         os.replace(tmp.name, final)
         _fsync_dir(folder)
-        self.rows_written += len(buffer.ts)
+        self.rows_written += len(ts)
         return {"path": str(final.relative_to(self.root)), "date": day, "epic": epic,
-                "rows": len(buffer.ts), "sha256": digest}  # fmt: skip
+                "rows": len(ts), "sha256": digest}  # fmt: skip
 
     def manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST

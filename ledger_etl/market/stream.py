@@ -106,6 +106,16 @@ class StreamStatus:
         }  # fmt: skip
 
 
+def _decimal(value: Any) -> Any:
+    """A JSON number kept as text (or an int) → Decimal; anything else is left for the check."""
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return value
+    return value
+
+
 class _SessionExpired(Exception):
     def __init__(self, generation: int) -> None:
         self.generation = generation
@@ -130,7 +140,7 @@ class BarStream:
         engine: Engine,
         options: StreamOptions,
         *,
-        on_quote: Callable[[str, int, Decimal, Decimal], None] | None = None,
+        on_quote: Callable[[str, int, str, str], None] | None = None,
         quote_files: QuoteFiles | None = None,
         rotate_s: float = 60.0,
         rng: random.Random | None = None,
@@ -269,7 +279,7 @@ class BarStream:
 
     def _handle(self, text: str | bytes, server_ms: int, envelope: dict) -> tuple[str, int]:
         try:
-            frame = json.loads(text, parse_float=Decimal)
+            frame = json.loads(text, parse_float=str)  # numbers stay exact text
         except (ValueError, RecursionError):
             return self._reject("malformed frame (not JSON)", text)
         if not isinstance(frame, dict):
@@ -300,15 +310,17 @@ class BarStream:
 
     def _quote(self, payload: dict[str, Any], text: str | bytes) -> tuple[str, int]:
         stamp, bid, ask = payload.get("timestamp"), payload.get("bid"), payload.get("ofr")
+        epic = payload.get("epic")
         if (
-            not isinstance(stamp, int)
-            or not isinstance(bid, Decimal | int)
-            or not isinstance(ask, Decimal | int)
+            type(stamp) is not int
+            or type(epic) is not str
+            or type(bid) not in (str, int)
+            or type(ask) not in (str, int)
         ):
-            return self._reject("quote without timestamp, bid or ofr", text)
+            return self._reject("quote without epic, timestamp, bid or ofr", text)
         self.status.quotes += 1
         if self._on_quote is not None:
-            self._on_quote(str(payload.get("epic")), stamp, Decimal(bid), Decimal(ask))
+            self._on_quote(epic, stamp, str(bid), str(ask))
         return ("quote", stamp)
 
     def _event(self, payload: dict[str, Any], server_ms: int, text: str | bytes) -> tuple[str, int]:
@@ -319,7 +331,8 @@ class BarStream:
             and server_ms >= stamp + RESOLUTIONS[resolution] * 1000
         )
         try:
-            update = from_event(payload, final=bool(closed))
+            numbers = {k: _decimal(payload.get(k)) for k in "ohlc"}
+            update = from_event(payload | numbers, final=bool(closed))
         except BarError as exc:
             return self._reject(str(exc), text)
         self.status.events += 1
