@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from ledger_etl.capital.client import CapitalClient
 from ledger_etl.intervals import Window
 from ledger_etl.ledger.db import make_engine, upgrade
