@@ -40,6 +40,7 @@ from ledger_etl.capital.client import CapitalClient
 from ledger_etl.intervals import Window
 from ledger_etl.market.backfill import align_down, backfill
 from ledger_etl.market.bars import RESOLUTIONS, BarError, BarUpdate, from_event, store_updates
+from ledger_etl.market.hours import OpeningHours
 from ledger_etl.market.quotes import QuoteFiles
 
 log = logging.getLogger("ledger_etl.market.stream")
@@ -159,6 +160,8 @@ class BarStream:
         self._reconcile_now = asyncio.Event()
         self._relogin_lock = asyncio.Lock()
         self._start: datetime | None = None
+        self._hours: dict[str, OpeningHours] = {}
+        self._server_clock: tuple[datetime, float] | None = None  # (server time, monotonic)
         self._lock = threading.Lock()  # the update buffer and the store, across threads
 
     def chunks(self) -> list[list[str]]:
@@ -173,7 +176,9 @@ class BarStream:
     ) -> None:
         """Stream until `stop()` or `duration` seconds; then flush and backfill what closed."""
         server_now = await asyncio.to_thread(self.client.server_time)
+        self._server_clock = (server_now, time.monotonic())
         self._start = backfill_from or align_down(server_now, "MINUTE")
+        await asyncio.to_thread(self._load_hours)
         tasks = [asyncio.create_task(self._connection(chunk)) for chunk in self.chunks()]
         tasks += [asyncio.create_task(self._flusher()), asyncio.create_task(self._reconciler())]
         try:
@@ -196,6 +201,29 @@ class BarStream:
                 log.warning("final backfill pass incomplete: %s", exc)
             if self.quote_files is not None:
                 await asyncio.to_thread(self.quote_files.rotate, self.quote_files.take())
+
+    def _load_hours(self) -> None:
+        """Opening hours per epic (GET /markets/{epic}); unknown ones count as always open."""
+        for epic in self.options.epics:
+            try:
+                body = self.client.request("GET", f"/markets/{epic}").body
+                self._hours[epic] = OpeningHours((body.get("instrument") or {}).get("openingHours"))
+            except Exception as exc:  # the stream's own acknowledgement reports unknown epics
+                log.info("no opening hours for %s: %s", epic, exc)
+
+    def _any_open(self, epics: list[str], within_s: float) -> bool:
+        """Whether a market of `epics` was open at some point of the last `within_s` seconds
+        (server time); silence from a connection whose markets are all shut is no fault."""
+        if self._server_clock is None:
+            return True
+        server, mono = self._server_clock
+        now = server + timedelta(seconds=time.monotonic() - mono)
+        probes = [now - timedelta(seconds=within_s * k / 4) for k in range(5)]
+        return any(
+            self._hours.get(epic) is None or self._hours[epic].is_open(t)
+            for epic in epics
+            for t in probes
+        )
 
     # -- connections ------------------------------------------------------------------------
     async def _connection(self, epics: list[str]) -> None:
@@ -254,7 +282,13 @@ class BarStream:
                 await request("ping", {})
                 last_ping = now
             if now - last_quote > self.options.quote_stale_s:
-                raise _Stale(f"no quote for {self.options.quote_stale_s} s")
+                if self._any_open(epics, self.options.quote_stale_s):
+                    raise _Stale(f"no quote for {self.options.quote_stale_s} s")
+                last_quote = now  # every market shut: silence is expected
+            if now - last_event > self.options.ohlc_stale_s and not self._any_open(
+                epics, self.options.ohlc_stale_s
+            ):
+                last_event = now
             if now - last_event > self.options.ohlc_stale_s:
                 if resubscribed:
                     raise _Stale(f"no OHLC event for {self.options.ohlc_stale_s} s")
@@ -399,6 +433,7 @@ class BarStream:
         self._flush()
         assert self._start is not None
         server_now = self.client.server_time()
+        self._server_clock = (server_now, time.monotonic())
         limit = until or server_now - timedelta(seconds=self.options.grace_s)
         stored = 0
         for epic in self.options.epics:

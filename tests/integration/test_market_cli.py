@@ -24,7 +24,7 @@ from ledger_etl.ledger.db import make_engine
 from ledger_etl.market.backfill import align_down
 from ledger_etl.market.quotes import verify
 from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
-from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, TEST_NOW, TEST_START
+from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, STREAM_WORLD_START, TEST_NOW
 from tests.integration.test_stream_exact import assert_bars_equal_truth
 
 
@@ -86,7 +86,7 @@ def test_bad_input_is_a_clear_error(shared_sim: SimulatorServer, tmp_path: Path)
 
 @pytest.fixture
 def fast_sim() -> Iterator[SimulatorServer]:
-    config = SimulatorConfig(world=WorldConfig(seed=42, start=TEST_START)).with_overrides(
+    config = SimulatorConfig(world=WorldConfig(seed=42, start=STREAM_WORLD_START)).with_overrides(
         stream_tick_seconds=0.05, rate_limit_per_second=0
     )
     server = SimulatorServer(config, clock=Clock(TEST_NOW, rate=60)).start()

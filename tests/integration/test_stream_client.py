@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,14 @@ from sqlalchemy import Engine
 
 from ledger_etl.capital.client import CapitalClient
 from ledger_etl.ledger.db import make_engine, upgrade
+from ledger_etl.market.hours import OpeningHours
 from ledger_etl.market.stream import BarStream, StreamInputError, StreamOptions
 from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
-from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, TEST_NOW, TEST_START
+from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, STREAM_WORLD_START, TEST_NOW
 
 
 def test_unknown_epics_are_refused_and_the_others_stream(tmp_path: Path) -> None:
-    config = SimulatorConfig(world=WorldConfig(seed=42, start=TEST_START)).with_overrides(
+    config = SimulatorConfig(world=WorldConfig(seed=42, start=STREAM_WORLD_START)).with_overrides(
         stream_tick_seconds=0.05, rate_limit_per_second=0
     )
     engine: Engine = make_engine(f"sqlite:///{tmp_path / 'l.sqlite'}")
@@ -40,3 +42,30 @@ def test_more_than_forty_epics_are_spread_over_connections() -> None:
 def test_bad_options_are_a_clear_error(epics: list[str], resolutions: list[str]) -> None:
     with pytest.raises(StreamInputError):
         StreamOptions(epics=epics, resolutions=resolutions)
+
+
+def test_shut_markets_are_silence_not_a_stall(tmp_path: Path) -> None:
+    """On a Saturday GOLD sends nothing: the watchdog knows its hours and does not reconnect."""
+    config = SimulatorConfig(world=WorldConfig(seed=42, start=STREAM_WORLD_START)).with_overrides(
+        stream_tick_seconds=0.05, rate_limit_per_second=0
+    )
+    engine: Engine = make_engine(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    upgrade(engine)
+    saturday = datetime(2026, 1, 17, 12, 0, tzinfo=UTC)
+    with SimulatorServer(config, clock=Clock(saturday, rate=60)) as sim:
+        client = CapitalClient(sim.url, API_KEY, IDENTIFIER, PASSWORD, rate_limit=50)
+        options = StreamOptions(epics=["GOLD"], quote_stale_s=1, ohlc_stale_s=1, reconcile_s=1)
+        stream = BarStream(client, engine, options)
+        asyncio.run(stream.run(duration=4))
+        client.close()
+    assert stream.status.quotes == 0 and stream.status.reconnects == 0
+
+
+def test_opening_hours() -> None:
+    hours = OpeningHours({"mon": ["00:00 - 22:00", "23:05 - 00:00"], "sat": [], "zone": "UTC"})
+    assert hours.is_open(datetime(2026, 1, 12, 21, 59, tzinfo=UTC))  # a Monday
+    assert not hours.is_open(datetime(2026, 1, 12, 22, 30, tzinfo=UTC))
+    assert hours.is_open(datetime(2026, 1, 12, 23, 30, tzinfo=UTC))
+    assert not hours.is_open(datetime(2026, 1, 17, 12, 0, tzinfo=UTC))
+    assert OpeningHours({"mon": ["bad"]}).always  # not understood: never trusted to be shut
+    assert OpeningHours({"mon": [], "zone": "Europe/London"}).always

@@ -23,7 +23,7 @@ from ledger_etl.market.stream import BarStream, StreamOptions
 from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
 from ledger_etl.simulator.catalog import INSTRUMENTS
 from ledger_etl.simulator.synthetic import synthetic_epic
-from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, TEST_NOW, TEST_START
+from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, STREAM_WORLD_START, TEST_NOW
 
 FAULTS = {
     "seed": 11,
@@ -66,7 +66,7 @@ def stream_scenario(
     engine: Engine, real_seconds: float, rate: float, extra: int = 0, per_connection: int = 5
 ) -> None:
     upgrade(engine)
-    config = SimulatorConfig(world=WorldConfig(seed=42, start=TEST_START)).with_overrides(
+    config = SimulatorConfig(world=WorldConfig(seed=42, start=STREAM_WORLD_START)).with_overrides(
         stream_tick_seconds=0.05, rate_limit_per_second=0, faults=FAULTS, extra_markets=extra
     )
     sim = SimulatorServer(config, clock=Clock(TEST_NOW, rate=rate)).start()

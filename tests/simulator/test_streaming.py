@@ -15,14 +15,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
-from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, TEST_NOW, TEST_START
+from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, STREAM_WORLD_START, TEST_NOW
 
 EPICS_12 = ["GOLD", "SILVER", "OIL_CRUDE", "NATURALGAS", "EURUSD", "GBPUSD", "USDJPY",
             "US500", "DE40", "AAPL", "TSLA", "BTCUSD"]  # fmt: skip
 
 
 def start_server(rate: float = 60.0, **overrides: Any) -> SimulatorServer:
-    config = SimulatorConfig(world=WorldConfig(seed=42, start=TEST_START)).with_overrides(
+    config = SimulatorConfig(world=WorldConfig(seed=42, start=STREAM_WORLD_START)).with_overrides(
         stream_tick_seconds=0.05, rate_limit_per_second=0, **overrides
     )
     return SimulatorServer(config, clock=Clock(TEST_NOW, rate=rate)).start()
