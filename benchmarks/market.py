@@ -84,7 +84,7 @@ def throughput(args: argparse.Namespace) -> None:
         began = time.perf_counter()
         server_ms = 0
         for text in frames:
-            kind, value = stream._handle(text, server_ms, {})
+            kind, value = stream.frames.handle(text, server_ms)
             if kind == "quote":
                 server_ms = max(server_ms, value)
         handled = time.perf_counter() - began

@@ -24,12 +24,10 @@ import asyncio
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
@@ -39,13 +37,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from ledger_etl.capital.client import CapitalClient
 from ledger_etl.intervals import Window
 from ledger_etl.market.backfill import align_down, backfill
-from ledger_etl.market.bars import RESOLUTIONS, BarError, BarUpdate, from_event, store_updates
+from ledger_etl.market.bars import RESOLUTIONS, store_updates
+from ledger_etl.market.frames import FrameHandler, SessionExpired, StreamStatus
 from ledger_etl.market.hours import OpeningHours
 from ledger_etl.market.quotes import QuoteFiles
 
 log = logging.getLogger("ledger_etl.market.stream")
 MAX_EPICS_PER_CONNECTION = 40
-SESSION_EXPIRED = "error.invalid.session.token"
 
 
 class StreamInputError(ValueError):
@@ -78,45 +76,6 @@ class StreamOptions:
         self.epics = list(dict.fromkeys(self.epics))
 
 
-@dataclass
-class StreamStatus:
-    connections: int = 0
-    messages: int = 0
-    quotes: int = 0
-    events: int = 0
-    reconnects: int = 0
-    relogins: int = 0
-    backfilled_bars: int = 0
-    rejected: int = 0
-    rejected_epics: set[str] = field(default_factory=set)
-    last_message_monotonic: float | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    def as_dict(self) -> dict[str, Any]:
-        age = None
-        if self.last_message_monotonic is not None:
-            age = round(time.monotonic() - self.last_message_monotonic, 3)
-        elapsed = max(1e-9, time.monotonic() - self.started)
-        return {
-            "connections": self.connections, "messages": self.messages,
-            "messages_per_s": round(self.messages / elapsed, 1), "last_message_age_s": age,
-            "reconnects": self.reconnects, "relogins": self.relogins,
-            "backfilled_bars": self.backfilled_bars, "rejected": self.rejected,
-            "rejected_epics": sorted(self.rejected_epics), "quotes": self.quotes,
-            "events": self.events, "uptime_s": round(elapsed, 1),
-        }  # fmt: skip
-
-
-def _decimal(value: Any) -> Any:
-    """A JSON number kept as text (or an int) → Decimal; anything else is left for the check."""
-    if isinstance(value, str):
-        try:
-            return Decimal(value)
-        except ArithmeticError:
-            return value
-    return value
-
-
 class _SessionExpired(Exception):
     def __init__(self, generation: int) -> None:
         self.generation = generation
@@ -124,14 +83,6 @@ class _SessionExpired(Exception):
 
 class _Stale(Exception):
     pass
-
-
-@dataclass
-class _Pending:
-    """The halves of one bar seen so far on the stream."""
-
-    bid: BarUpdate | None = None
-    ask: BarUpdate | None = None
 
 
 class BarStream:
@@ -154,15 +105,14 @@ class BarStream:
             self._on_quote = quote_files.add
         self._rotate_s = rotate_s
         self._random = rng or random.Random()
-        self._pending: dict[tuple[str, str, str, datetime], _Pending] = {}
-        self._updates: list[BarUpdate] = []
         self._stop = asyncio.Event()
         self._reconcile_now = asyncio.Event()
         self._relogin_lock = asyncio.Lock()
         self._start: datetime | None = None
         self._hours: dict[str, OpeningHours] = {}
         self._server_clock: tuple[datetime, float] | None = None  # (server time, monotonic)
-        self._lock = threading.Lock()  # the update buffer and the store, across threads
+        self.frames = FrameHandler(self.status, self._on_quote)
+        self._lock = self.frames.lock  # the update buffer and the store, across threads
 
     def chunks(self) -> list[list[str]]:
         size = self.options.max_epics
@@ -302,8 +252,8 @@ class BarStream:
             self.status.messages += 1
             self.status.last_message_monotonic = time.monotonic()
             try:
-                kind, value = self._handle(text, server_ms, envelope)
-            except _SessionExpired:
+                kind, value = self.frames.handle(text, server_ms)
+            except SessionExpired:
                 raise _SessionExpired(tokens.generation) from None
             if kind == "quote":
                 server_ms = max(server_ms, value)
@@ -311,89 +261,15 @@ class BarStream:
             elif kind == "event":
                 last_event, resubscribed = time.monotonic(), False
 
-    def _handle(self, text: str | bytes, server_ms: int, envelope: dict) -> tuple[str, int]:
-        try:
-            frame = json.loads(text, parse_float=str)  # numbers stay exact text
-        except (ValueError, RecursionError):
-            return self._reject("malformed frame (not JSON)", text)
-        if not isinstance(frame, dict):
-            return self._reject("frame is not an object", text)
-        destination, payload = frame.get("destination"), frame.get("payload")
-        if frame.get("status") == "ERROR":
-            code = frame.get("errorCode") or (payload or {}).get("errorCode")
-            if code == SESSION_EXPIRED:
-                raise _SessionExpired(0)
-            return self._reject(f"error frame for {destination}: {code}", "")
-        if not isinstance(payload, dict):
-            return self._reject("frame without a payload object", text)
-        if destination == "quote":
-            return self._quote(payload, text)
-        if destination == "ohlc.event":
-            return self._event(payload, server_ms, text)
-        if isinstance(destination, str) and destination.endswith("subscribe"):
-            for name, answer in (payload.get("subscriptions") or {}).items():
-                if answer != "PROCESSED":
-                    self.status.rejected_epics.add(str(name).split(":")[0])
-                    log.warning("subscription %s refused: %s", name, answer)
-        return ("other", 0)
-
-    def _reject(self, reason: str, text: str | bytes) -> tuple[str, int]:
-        self.status.rejected += 1
-        log.warning("stream frame rejected: %s (%d bytes)", reason, len(text))
-        return ("rejected", 0)
-
-    def _quote(self, payload: dict[str, Any], text: str | bytes) -> tuple[str, int]:
-        stamp, bid, ask = payload.get("timestamp"), payload.get("bid"), payload.get("ofr")
-        epic = payload.get("epic")
-        if (
-            type(stamp) is not int
-            or type(epic) is not str
-            or type(bid) not in (str, int)
-            or type(ask) not in (str, int)
-        ):
-            return self._reject("quote without epic, timestamp, bid or ofr", text)
-        self.status.quotes += 1
-        if self._on_quote is not None:
-            self._on_quote(epic, stamp, str(bid), str(ask))
-        return ("quote", stamp)
-
-    def _event(self, payload: dict[str, Any], server_ms: int, text: str | bytes) -> tuple[str, int]:
-        stamp, resolution = payload.get("t"), payload.get("resolution")
-        closed = (
-            isinstance(stamp, int)
-            and resolution in RESOLUTIONS
-            and server_ms >= stamp + RESOLUTIONS[resolution] * 1000
-        )
-        try:
-            numbers = {k: _decimal(payload.get(k)) for k in "ohlc"}
-            update = from_event(payload | numbers, final=bool(closed))
-        except BarError as exc:
-            return self._reject(str(exc), text)
-        self.status.events += 1
-        pending = self._pending.setdefault(update.key, _Pending())
-        side = "bid" if update.bid is not None else "ask"
-        setattr(pending, side, update)
-        both = pending.bid is not None and pending.ask is not None
-        final = both and pending.bid.final and pending.ask.final  # type: ignore[union-attr]
-        with self._lock:
-            self._updates.append(
-            BarUpdate(update.epic, update.resolution, update.bar_type, update.t,
-                      pending.bid.bid if pending.bid else None,
-                      pending.ask.ask if pending.ask else None, "stream", bool(final))
-            )  # fmt: skip
-        if final:
-            del self._pending[update.key]
-        return ("event", 0)
-
     # -- storage and gaps -------------------------------------------------------------------
     def _flush(self) -> None:
         with self._lock:
-            updates, self._updates = self._updates, []
+            updates = self.frames.take_updates()
             if updates:
                 try:
                     store_updates(self.engine, updates, datetime.now(UTC).replace(microsecond=0))
                 except Exception:
-                    self._updates[:0] = updates  # kept for the next flush, never dropped
+                    self.frames.give_back(updates)  # kept for the next flush, never dropped
                     raise
 
     async def _flusher(self) -> None:
@@ -411,8 +287,6 @@ class BarStream:
                 await asyncio.to_thread(self._flush)
             except Exception as exc:
                 log.warning("flush failed, retried on the next one: %s", exc)
-            if len(self._pending) > 10_000:  # halves whose twin never came: REST has them
-                self._pending.clear()
 
     async def _reconciler(self) -> None:
         self._reconcile_now.set()  # first pass at once: what closed while nothing streamed
