@@ -74,6 +74,10 @@ class SimulatorConfig:
             raise ValueError(f"history_bounds must be one of {BOUNDS}")
         if self.markets_without_params not in ("all", "error"):
             raise ValueError("markets_without_params must be 'all' or 'error'")
+        if self.stream_error_code_at not in ("payload", "top"):
+            raise ValueError("stream_error_code_at must be 'payload' or 'top'")
+        if self.stream_tick_seconds <= 0 or self.stream_max_epics < 1:
+            raise ValueError("stream_tick_seconds must be positive, stream_max_epics at least 1")
         if self.session_idle_seconds <= 0:
             raise ValueError("session_idle_seconds must be positive")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 
 from ledger_etl.capital.client import CapitalClient
 from ledger_etl.ledger.db import make_engine, upgrade
+from ledger_etl.market.frames import FrameHandler, SessionExpired, StreamStatus
 from ledger_etl.market.hours import OpeningHours
 from ledger_etl.market.stream import BarStream, StreamInputError, StreamOptions
 from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
@@ -69,3 +71,28 @@ def test_opening_hours() -> None:
     assert not hours.is_open(datetime(2026, 1, 17, 12, 0, tzinfo=UTC))
     assert OpeningHours({"mon": ["bad"]}).always  # not understood: never trusted to be shut
     assert OpeningHours({"mon": [], "zone": "Europe/London"}).always
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"status": "ERROR", "destination": "session",
+         "payload": {"errorCode": "error.invalid.session.token"}},
+        {"status": "ERROR", "destination": "ping", "correlationId": "3",
+         "errorCode": "error.invalid.session.token", "payload": {}},
+    ],
+)  # fmt: skip
+def test_session_error_is_recognised_wherever_its_code_is(frame: dict) -> None:
+    handler = FrameHandler(StreamStatus(), None)
+    with pytest.raises(SessionExpired):
+        handler.handle(json.dumps(frame), 0)
+
+
+def test_malformed_and_odd_frames_are_counted_not_fatal() -> None:
+    handler = FrameHandler(StreamStatus(), None)
+    for text in ('{"status":"OK","destination":"quote","payload":{"epic":"X","bi', "[1]", "{}",
+                 '{"status":"OK","destination":"quote","payload":{"epic":"X","bid":true}}',
+                 '{"status":"ERROR","destination":"marketData.subscribe",'
+                 '"payload":{"errorCode":"error.too-many.epics"}}'):  # fmt: skip
+        assert handler.handle(text, 0)[0] == "rejected"
+    assert handler.status.rejected == 5

@@ -191,6 +191,23 @@ def test_session_expiry_sends_error_frame(server: SimulatorServer) -> None:
     run(scenario())
 
 
+def test_error_code_at_top_level_when_configured() -> None:
+    srv = start_server(stream_error_code_at="top")
+    try:
+        body, _ = login(srv)
+
+        async def scenario() -> None:
+            async with connect(body["streamingHost"] + "connect") as ws:
+                await send(ws, {"cst": "x", "securityToken": "y"}, "ping", 9)
+                frame = await next_frame(ws, "ping")
+                assert frame["errorCode"] == "error.invalid.session.token"
+                assert frame["payload"] == {}
+
+        run(scenario())
+    finally:
+        srv.stop()
+
+
 def test_account_switch_kills_stream(server: SimulatorServer) -> None:
     body, tokens = login(server)
     other = next(a["accountId"] for a in body["accounts"] if not a["preferred"])
