@@ -260,3 +260,45 @@ def read_bars(
             ).order_by(price_bars.c.t)
         ).mappings().all()  # fmt: skip
     return [dict(r) for r in rows]
+
+
+def heikin_ashi(
+    rows: list[dict[str, Any]], previous: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Heikin-ashi bars derived from consecutive classic bars (oldest first), per price type:
+    close = (o + h + l + c) / 4; open = the midpoint of the previous classic bar's open and close
+    (the bar's own open for the first bar when `previous` is None); high / low = the extremes of
+    the classic high / low and the heikin-ashi open and close. Exact: Decimal division by 2 and 4
+    terminates. The same definition as the simulator's heikin-ashi stream."""
+    out = []
+    before = previous
+    for row in rows:
+        derived = dict(row)
+        derived["bar_type"] = "heikin-ashi"
+        for side in SIDES:
+            o, h, l, c = (row[f"{side}_{k}"] for k in "ohlc")  # noqa: E741
+            if o is None:
+                continue
+            base = before if before is not None and before[f"{side}_o"] is not None else row
+            ha_close = (o + h + l + c) / 4
+            ha_open = (base[f"{side}_o"] + base[f"{side}_c"]) / 2
+            derived.update({
+                f"{side}_o": ha_open, f"{side}_c": ha_close,
+                f"{side}_h": max(h, ha_open, ha_close), f"{side}_l": min(l, ha_open, ha_close),
+            })  # fmt: skip
+        out.append(derived)
+        before = row
+    return out
+
+
+def read_heikin_ashi(engine: Engine, epic: str, resolution: str, window: Window) -> list[dict]:
+    """Heikin-ashi bars of `window`, derived from the stored classic bars (and the one before)."""
+    rows = read_bars(engine, epic, resolution, window)
+    with engine.connect() as conn:
+        previous = conn.execute(
+            select(price_bars).where(
+                price_bars.c.epic == epic, price_bars.c.resolution == resolution,
+                price_bars.c.bar_type == "classic", price_bars.c.t < window.start,
+            ).order_by(price_bars.c.t.desc()).limit(1)
+        ).mappings().first()  # fmt: skip
+    return heikin_ashi(rows, None if previous is None else dict(previous))

@@ -17,7 +17,7 @@ import click
 
 from ledger_etl.errors import InputError
 from ledger_etl.intervals import Window
-from ledger_etl.market.bars import RESOLUTIONS, read_bars
+from ledger_etl.market.bars import RESOLUTIONS, read_bars, read_heikin_ashi
 
 _DB = click.option("--database-url", default=None, envvar="LEDGER_DATABASE_URL",
                    help="SQLAlchemy URL of the ledger.")  # fmt: skip
@@ -98,12 +98,19 @@ def _bar_json(row: dict[str, Any]) -> dict[str, Any]:
               default="table", show_default=True)  # fmt: skip
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (required for parquet; default: standard output).")  # fmt: skip
+@click.option("--bar-type", type=click.Choice(["classic", "heikin-ashi"]), default="classic",
+              show_default=True, help="heikin-ashi: derived from stored bars.")  # fmt: skip
 @_DB
 def bars_command(epic: str, resolution: str, start: str, end: str, fmt: str, out: Path | None,
-                 database_url: str | None) -> None:  # fmt: skip
+                 bar_type: str, database_url: str | None) -> None:  # fmt: skip
     """Stored bars of [from, to): exact decimal strings, `t` the UTC open time."""
     window, resolution = _window(start, end), _resolution(resolution)
-    rows = [_bar_json(r) for r in read_bars(_engine(database_url), epic, resolution, window)]
+    engine = _engine(database_url)
+    if bar_type == "heikin-ashi":
+        stored = read_heikin_ashi(engine, epic, resolution, window)
+    else:
+        stored = read_bars(engine, epic, resolution, window)
+    rows = [_bar_json(r) for r in stored]
     if fmt == "parquet":
         if out is None:
             raise InputError("--format parquet needs --out FILE")

@@ -68,6 +68,18 @@ def test_backfill_then_bars_equal_truth(shared_sim: SimulatorServer, tmp_path: P
     assert written.exit_code == 0 and pq.read_table(out).num_rows == len(bars)
     csv_text = runner.invoke(main, ["prices", "bars", *args, "--format", "csv"], env=env).output
     assert len(csv_text.splitlines()) == len(bars) + 1
+    # heikin-ashi, derived from the stored classic bars, equals the simulator's own
+    ha_args = ["prices", "bars", *args, "--format", "json", "--bar-type", "heikin-ashi"]
+    derived = json.loads(runner.invoke(main, ha_args, env=env).output)
+    truth_ha = httpx.get(shared_sim.url + "/_sim/truth/bars", params={
+        "epic": "GOLD", "type": "heikin-ashi", "from": "2026-01-14T20:01:00Z",
+        "to": "2026-01-15T10:00:00Z"}).json()["bars"]  # fmt: skip
+    by_t = {b["t"]: b for b in derived}
+    assert len(truth_ha) == len(derived) - 1  # the first derived bar has no earlier bar stored
+    for want in truth_ha:
+        for side in ("bid", "ask"):
+            got = {k: Decimal(v) for k, v in by_t[want["t"]][side].items()}
+            assert got == {k: Decimal(v) for k, v in want[side].items()}, (want["t"], side)
 
 
 def test_bad_input_is_a_clear_error(shared_sim: SimulatorServer, tmp_path: Path) -> None:
