@@ -2,11 +2,13 @@
 
 Layout: `<root>/date=YYYY-MM-DD/epic=EPIC/quotes-<first ms>-<last ms>-<n>.parquet`. A rotation
 writes every buffered partition to a temporary file, fsyncs it, renames it into place, and only
-then adds it (name, rows, sha256) to `<root>/manifest.json`, itself replaced atomically. A process
+then adds it (name, rows, sha256) to its partition's `manifest.json` (one per date and epic, so a
+rewrite stays small however long the stream runs), itself replaced atomically. A process
 killed at any point leaves at worst an unlisted `*.tmp` file (removed by the next start) and never
 a listed file that is cut short: readers trust the manifest, `verify` checks it.
 Prices are decimal128 (exact, the wire's decimals); times are UTC milliseconds.
-Retention: partitions older than `retention_days` are removed at rotation, manifest first.
+Retention: date partitions older than `retention_days` are removed at rotation, with their
+manifests.
 """
 
 from __future__ import annotations
@@ -87,11 +89,13 @@ class QuoteFiles:
         if buffers is None:
             buffers = self.take()
         entries = [self._write(day, epic, b) for (day, epic), b in sorted(buffers.items()) if b.ts]
-        if entries:
-            manifest = self.manifest()
-            manifest["files"].extend(entries)
-            self._save_manifest(manifest)
+        for entry in entries:
+            folder = self.root / Path(entry["path"]).parent
+            listed = _read_manifest(folder)
+            listed["files"].append(entry)
+            _save_manifest(folder, listed)
         self._apply_retention()
+        pa.default_memory_pool().release_unused()  # a long-running stream keeps a flat footprint
         return entries
 
     def _columns(self, buffer: _Buffer) -> tuple[list[int], pa.Array, pa.Array]:
@@ -141,29 +145,16 @@ class QuoteFiles:
                 "rows": len(ts), "sha256": digest}  # fmt: skip
 
     def manifest(self) -> dict[str, Any]:
-        path = self.root / MANIFEST
-        if not path.exists():
-            return {"files": []}
-        return json.loads(path.read_text(encoding="utf-8"))
-
-    def _save_manifest(self, manifest: dict[str, Any]) -> None:
-        data = (json.dumps(manifest, indent=1) + "\n").encode()
-        with tempfile.NamedTemporaryFile(dir=self.root, suffix=".tmp", delete=False) as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp.name, self.root / MANIFEST)
-        _fsync_dir(self.root)
+        """Every listed file of every partition (the union of the partition manifests)."""
+        files = []
+        for path in sorted(self.root.glob(f"date=*/epic=*/{MANIFEST}")):
+            files.extend(_read_manifest(path.parent)["files"])
+        return {"files": files}
 
     def _apply_retention(self) -> None:
         if self.retention_days is None:
             return
         cutoff = (datetime.now(UTC) - timedelta(days=self.retention_days)).date()
-        manifest = self.manifest()
-        keep = [f for f in manifest["files"] if date.fromisoformat(f["date"]) >= cutoff]
-        if len(keep) != len(manifest["files"]):
-            manifest["files"] = keep
-            self._save_manifest(manifest)
         for folder in self.root.glob("date=*"):
             if date.fromisoformat(folder.name[5:]) < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -181,6 +172,23 @@ def verify(root: Path) -> list[str]:
         elif _sha256(path) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
     return problems
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.exists():
+        return {"files": []}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _save_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    data = (json.dumps(manifest, indent=1) + "\n").encode()
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as tmp:
+        tmp.write(data)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, folder / MANIFEST)
+    _fsync_dir(folder)
 
 
 def _sha256(path: Path) -> str:

@@ -22,7 +22,7 @@ from ledger_etl.cli import main
 from ledger_etl.intervals import Window
 from ledger_etl.ledger.db import make_engine
 from ledger_etl.market.backfill import align_down
-from ledger_etl.market.quotes import verify
+from ledger_etl.market.quotes import QuoteFiles, verify
 from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldConfig
 from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, STREAM_WORLD_START, TEST_NOW
 from tests.integration.test_stream_exact import assert_bars_equal_truth
@@ -146,9 +146,9 @@ def test_stream_sigterm_flushes_and_sigkill_loses_nothing(
     _, err = graceful.communicate(timeout=30)
     assert graceful.returncode == 0, err.decode()[-2000:]
     assert verify(tmp_path / "quotes") == []
-    manifest = json.loads((tmp_path / "quotes" / "manifest.json").read_text())
-    assert {f["epic"] for f in manifest["files"]} == {"BTCUSD", "EURUSD"}
     assert not list((tmp_path / "quotes").rglob("*.tmp"))
+    manifest = QuoteFiles(tmp_path / "quotes").manifest()
+    assert {f["epic"] for f in manifest["files"]} == {"BTCUSD", "EURUSD"}
     health = json.loads((tmp_path / "health.json").read_text())
     assert health["messages"] > 0
     engine = make_engine(env["LEDGER_DATABASE_URL"])
