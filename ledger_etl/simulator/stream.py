@@ -239,7 +239,7 @@ class StreamConnection:
                 if bar is None:
                     continue
                 fired = self._emit(ohlc_event(epic, resolution, bar_type, price_type, bar), epic)
-                if "early_ohlc" in fired and now_s > forming:
+                if "early_ohlc" in fired:  # the forming bar, cut at now
                     early = side_bar(series, forming, resolution, bar_type, price_type, now_s)
                     if early is not None:
                         self._emit(ohlc_event(epic, resolution, bar_type, price_type, early))
