@@ -142,6 +142,10 @@ def test_stream_sigterm_flushes_and_sigkill_loses_nothing(
     (tmp_path / "health.json").unlink()
     graceful = _stream(env, tmp_path, start)
     _wait_for_messages(tmp_path / "health.json", 100)
+    # Simulated time runs 60 times as fast: freeze it, so the bars the test expects are those
+    # that had closed when the stream was told to stop (its last pass backfills them).
+    fast_sim.simulator.clock.freeze()
+    stopped_at = fast_sim.simulator.clock.now()
     graceful.send_signal(signal.SIGTERM)
     _, err = graceful.communicate(timeout=30)
     assert graceful.returncode == 0, err.decode()[-2000:]
@@ -152,7 +156,7 @@ def test_stream_sigterm_flushes_and_sigkill_loses_nothing(
     health = json.loads((tmp_path / "health.json").read_text())
     assert health["messages"] > 0
     engine = make_engine(env["LEDGER_DATABASE_URL"])
-    end = align_down(fast_sim.simulator.clock.now(), "MINUTE") - timedelta(minutes=2)
+    end = align_down(stopped_at, "MINUTE") - timedelta(minutes=1)
     window = Window(datetime.fromisoformat(start).astimezone(UTC), end)
     assert assert_bars_equal_truth(fast_sim, engine, ["BTCUSD", "EURUSD"], window) >= 2 * 10
 
