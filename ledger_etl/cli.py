@@ -613,16 +613,15 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
 
 
 # Commands of the other domains live with them and are registered here.
+from ledger_etl.intents.cli import intents as _intents  # noqa: E402
+from ledger_etl.market.cli import register as _register_market  # noqa: E402
 from ledger_etl.service.cli import COMMANDS as _SERVICE_COMMANDS  # noqa: E402
 from ledger_etl.trading.cli import COMMANDS as _TRADING_COMMANDS  # noqa: E402
 
-for _command in (*_TRADING_COMMANDS, *_SERVICE_COMMANDS):
+for _command in (*_TRADING_COMMANDS, *_SERVICE_COMMANDS, _intents):
     main.add_command(_command)
+_register_market(main)  # `prices` and `stream`
 
-
-from ledger_etl.intents.cli import intents as _intents  # noqa: E402
-
-main.add_command(_intents)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

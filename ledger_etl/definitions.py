@@ -23,6 +23,8 @@ from ledger_etl.defs.history.automation import (
     weekly_recheck_schedule,
 )
 from ledger_etl.defs.history.checks import CHECKS
+from ledger_etl.defs.market.assets import price_bars
+from ledger_etl.defs.market.checks import CHECKS as MARKET_CHECKS
 from ledger_etl.defs.resources import resources_from_environment
 from ledger_etl.defs.trading import definitions as trading
 
@@ -31,8 +33,15 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
     """The definitions with `resources` (default: configured from the environment, see
     `resources_from_environment`)."""
     return dg.Definitions(
-        assets=[raw_transactions, raw_activity, ledger_entries, monthly_statement, *trading.ASSETS],
-        asset_checks=[*CHECKS, *trading.CHECKS],
+        assets=[
+            raw_transactions,
+            raw_activity,
+            ledger_entries,
+            monthly_statement,
+            price_bars,
+            *trading.ASSETS,
+        ],
+        asset_checks=[*CHECKS, *MARKET_CHECKS, *trading.CHECKS],
         jobs=[close_month_job, sync_job, discover_accounts_job, *trading.JOBS],
         schedules=[
             monthly_close_schedule,

@@ -354,3 +354,10 @@ def intents_settings(env: Mapping[str, str] | None = None) -> IntentsSettings:
         daily_loss_cap=cap,
         allow_live_trading=_bool(env, "CAPITAL_ALLOW_LIVE_TRADING", False),
     )
+
+
+def stream_health_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where `ledger-etl stream` records its health (LEDGER_STREAM_HEALTH) for `stream_healthy`."""
+    env = os.environ if env is None else env
+    raw = (env.get("LEDGER_STREAM_HEALTH") or "").strip()
+    return Path(raw).expanduser() if raw else project_root() / "var" / "stream-health.json"

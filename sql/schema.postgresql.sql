@@ -196,6 +196,41 @@ CREATE INDEX ix_position_snapshots_deal ON position_snapshots (account_id, deal_
 
 CREATE INDEX ix_position_snapshots_time ON position_snapshots (account_id, observed_from);
 
+CREATE TABLE price_bars (
+	epic VARCHAR(64) NOT NULL, 
+	resolution VARCHAR(16) NOT NULL, 
+	bar_type VARCHAR(16) NOT NULL, 
+	t TIMESTAMP WITH TIME ZONE NOT NULL, 
+	bid_o NUMERIC(38, 8), 
+	bid_h NUMERIC(38, 8), 
+	bid_l NUMERIC(38, 8), 
+	bid_c NUMERIC(38, 8), 
+	ask_o NUMERIC(38, 8), 
+	ask_h NUMERIC(38, 8), 
+	ask_l NUMERIC(38, 8), 
+	ask_c NUMERIC(38, 8), 
+	volume INTEGER, 
+	source VARCHAR(8) NOT NULL, 
+	final BOOLEAN NOT NULL, 
+	revision INTEGER NOT NULL, 
+	first_seen TIMESTAMP WITH TIME ZONE NOT NULL, 
+	last_seen TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (epic, resolution, bar_type, t)
+);
+
+CREATE TABLE price_coverage (
+	id SERIAL NOT NULL, 
+	epic VARCHAR(64) NOT NULL, 
+	resolution VARCHAR(16) NOT NULL, 
+	bar_type VARCHAR(16) NOT NULL, 
+	start TIMESTAMP WITH TIME ZONE NOT NULL, 
+	"end" TIMESTAMP WITH TIME ZONE NOT NULL, 
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_price_coverage_key ON price_coverage (epic, resolution, bar_type, start);
+
 CREATE TABLE quarantine (
 	id SERIAL NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 

@@ -196,6 +196,41 @@ CREATE INDEX ix_position_snapshots_deal ON position_snapshots (account_id, deal_
 
 CREATE INDEX ix_position_snapshots_time ON position_snapshots (account_id, observed_from);
 
+CREATE TABLE price_bars (
+	epic VARCHAR(64) NOT NULL, 
+	resolution VARCHAR(16) NOT NULL, 
+	bar_type VARCHAR(16) NOT NULL, 
+	t DATETIME NOT NULL, 
+	bid_o TEXT, 
+	bid_h TEXT, 
+	bid_l TEXT, 
+	bid_c TEXT, 
+	ask_o TEXT, 
+	ask_h TEXT, 
+	ask_l TEXT, 
+	ask_c TEXT, 
+	volume INTEGER, 
+	source VARCHAR(8) NOT NULL, 
+	final BOOLEAN NOT NULL, 
+	revision INTEGER NOT NULL, 
+	first_seen DATETIME NOT NULL, 
+	last_seen DATETIME NOT NULL, 
+	PRIMARY KEY (epic, resolution, bar_type, t)
+);
+
+CREATE TABLE price_coverage (
+	id INTEGER NOT NULL, 
+	epic VARCHAR(64) NOT NULL, 
+	resolution VARCHAR(16) NOT NULL, 
+	bar_type VARCHAR(16) NOT NULL, 
+	start DATETIME NOT NULL, 
+	"end" DATETIME NOT NULL, 
+	recorded_at DATETIME NOT NULL, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_price_coverage_key ON price_coverage (epic, resolution, bar_type, start);
+
 CREATE TABLE quarantine (
 	id INTEGER NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 

@@ -17,6 +17,8 @@ from ledger_etl.simulator import Clock, SimulatorConfig, SimulatorServer, WorldC
 # The simulated "now" of most tests: fixed, so history and balances are reproducible.
 TEST_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 TEST_START = date(2025, 1, 1)
+# Stream tests need no account history: a short one keeps the simulator's first login fast.
+STREAM_WORLD_START = date(2026, 1, 1)
 API_KEY = "sim-api-key"
 IDENTIFIER = "sim@example.com"
 PASSWORD = "sim-password"

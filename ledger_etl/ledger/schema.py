@@ -585,3 +585,40 @@ trade_intents = Table(
     UniqueConstraint("account_id", "idem_key", name="uq_trade_intents_key"),
     Index("ix_trade_intents_queue", "state", "next_attempt_at"),
 )
+
+
+# -- market data (ledger_etl/market) ------------------------------------------------------------
+# One row per bar key (epic, resolution, bar type, open time); the price type is the column
+# family (bid_* / ask_*), since the stream sends bid and ask as separate events of one bar. A bar
+# is `final` only once its close time has passed; `revision` counts changes of its values (a REST
+# answer superseding a stream value is one). Prices use the exact `Money` type.
+price_bars = Table(
+    "price_bars",
+    metadata,
+    Column("epic", String(64), primary_key=True),
+    Column("resolution", String(16), primary_key=True),
+    Column("bar_type", String(16), primary_key=True),
+    Column("t", UtcDateTime(), primary_key=True),
+    *(Column(f"{side}_{k}", Money()) for side in ("bid", "ask") for k in "ohlc"),
+    Column("volume", Integer),
+    Column("source", String(8), nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("first_seen", UtcDateTime(), nullable=False),
+    Column("last_seen", UtcDateTime(), nullable=False),
+)
+
+# Windows `[start, end)` of bar open times that a REST answer covered in full (no bar missing
+# there but those the market never had); with the final bars, the coverage of an epic, resolution.
+price_coverage = Table(
+    "price_coverage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("epic", String(64), nullable=False),
+    Column("resolution", String(16), nullable=False),
+    Column("bar_type", String(16), nullable=False),
+    Column("start", UtcDateTime(), nullable=False),
+    Column("end", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Index("ix_price_coverage_key", "epic", "resolution", "bar_type", "start"),
+)

@@ -155,6 +155,8 @@ def post_clock(sim: Simulator, request: Request) -> Reply:
             sim.clock.freeze()
         if body.get("freeze") is False:
             sim.clock.unfreeze()
+        if "rate" in body:
+            sim.clock.set_rate(float(body["rate"]))
     except (TypeError, ValueError):
         raise ApiError(400, "error.invalid.clock") from None
     return _reply(200, sim.clock.describe())
@@ -221,3 +223,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("DELETE", "/stats"): reset_stats,
     ("GET", "/requests"): requests_log,
 }
+
+from ledger_etl.simulator import stream_admin  # noqa: E402 - it imports helpers from here
+
+ROUTES[("GET", "/truth/bars")] = stream_admin.get_truth_bars
+ROUTES[("GET", "/stream")] = stream_admin.get_stream

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from ledger_etl.simulator.catalog import MarketData
 from ledger_etl.simulator.clock import Clock
 from ledger_etl.simulator.config import SimulatorConfig
 from ledger_etl.simulator.errors import ApiError
@@ -106,7 +105,9 @@ class Simulator:
 
         self.config = config or SimulatorConfig()
         self.clock = clock or Clock()
-        self.market = MarketData(self.config.world.seed)
+        from ledger_etl.simulator.synthetic import market_data
+
+        self.market = market_data(self.config.world.seed, self.config.extra_markets)
         self.world = World(self.config.world, self.market, checkpoint_dir=self.config.cache_dir)
         self.sessions = SessionStore(
             self.clock, self.config.session_idle_seconds, self.config.session_max_age_seconds
@@ -119,6 +120,9 @@ class Simulator:
         self.preferences: dict[str, Any] | None = None
         self._api_routes = routes.ROUTES
         self._admin_routes = admin.ROUTES
+        from ledger_etl.simulator.stream import StreamHub
+
+        self.stream = StreamHub(self)
 
     def start_warm_up(self) -> threading.Thread:
         """Compute, on a background thread, the balances and days a first login needs, so the
@@ -160,6 +164,9 @@ class Simulator:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            await self.stream.serve(scope, receive, send)
+            return
         if scope["type"] != "http":
             return
         request = await self._read_request(scope, receive)

@@ -61,12 +61,25 @@ class SimulatorConfig:
     request_log_size: int = 20000
     # Where balance checkpoints live (see simulator.balances); None keeps them in memory only.
     cache_dir: Path | None = None
+    # The price stream (see simulator.stream): real seconds between ticks (each tick sends one
+    # quote per subscribed open market and the OHLC events of the bars that closed), epics per
+    # connection, frames a connection may queue before it is dropped as a slow consumer, and
+    # where error frames put their errorCode ("payload" or "top"; sources report both).
+    stream_tick_seconds: float = 0.25
+    stream_max_epics: int = 40
+    stream_queue_size: int = 10_000
+    stream_error_code_at: str = "payload"
+    extra_markets: int = 0  # synthetic markets SYN01.. for stream tests (see simulator.synthetic)
 
     def __post_init__(self) -> None:
         if self.history_bounds not in BOUNDS:
             raise ValueError(f"history_bounds must be one of {BOUNDS}")
         if self.markets_without_params not in ("all", "error"):
             raise ValueError("markets_without_params must be 'all' or 'error'")
+        if self.stream_error_code_at not in ("payload", "top"):
+            raise ValueError("stream_error_code_at must be 'payload' or 'top'")
+        if self.stream_tick_seconds <= 0 or self.stream_max_epics < 1:
+            raise ValueError("stream_tick_seconds must be positive, stream_max_epics at least 1")
         if self.session_idle_seconds <= 0:
             raise ValueError("session_idle_seconds must be positive")
 

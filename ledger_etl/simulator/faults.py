@@ -329,7 +329,8 @@ class FaultPlan:
     def replace(self, profile: dict[str, Any]) -> None:
         if not isinstance(profile, dict):
             raise FaultConfigError("a fault profile is a JSON object")
-        unknown = set(profile) - {"seed", "rules", "truncate_above", "late_arrival", "corrupt_rows"}
+        known = {"seed", "rules", "truncate_above", "late_arrival", "corrupt_rows", "stream"}
+        unknown = set(profile) - known
         if unknown:
             raise FaultConfigError(f"unknown fault profile keys: {sorted(unknown)}")
         rules_raw = profile.get("rules", [])
@@ -363,7 +364,11 @@ class FaultPlan:
         except TypeError as exc:
             raise FaultConfigError(f"bad corrupt_rows entry: {exc}") from None
         seed = profile.get("seed", 0)
+        from ledger_etl.simulator.stream_faults import StreamFaultPlan  # it imports this module
+
+        stream = StreamFaultPlan(profile.get("stream"), seed)
         with self._lock:
+            self.stream = stream
             self.seed = seed
             self.rules = rules
             self.truncate_above: int | None = truncate
@@ -384,6 +389,7 @@ class FaultPlan:
                 "truncate_above": self.truncate_above,
                 "late_arrival": [asdict(x) for x in self.late_arrival],
                 "corrupt_rows": [asdict(x) for x in self.corrupt_rows],
+                "stream": self.stream.describe(),
             }
 
     def decide(self, method: str, path: str, query: str = "") -> FaultDecision:

@@ -24,7 +24,11 @@ from ledger_etl.simulator.wire import format_local_datetime, format_row_datetime
 if TYPE_CHECKING:
     from ledger_etl.simulator.app import Handler, Reply, Request, Simulator
 
-STREAMING_HOST = "wss://api-streaming-capital.backend-capital.com/"
+
+def _streaming_host(request: Request) -> str:
+    """This server as a WebSocket host (`ws://host:port/`; clients add `connect`), never the
+    vendor's: a client that follows `streamingHost` streams from the simulator it logged in to."""
+    return f"ws://{request.headers.get('host', '127.0.0.1')}/"
 
 
 def _reply(status: int, body: Any) -> Reply:
@@ -132,7 +136,7 @@ def post_session(sim: Simulator, request: Request) -> Reply:
             "currencyIsoCode": preferred.currency,
             "currencySymbol": preferred.symbol,
             "currentAccountId": preferred.account_id,
-            "streamingHost": STREAMING_HOST,
+            "streamingHost": _streaming_host(request),
             "accounts": accounts,
             "clientId": sim.world.client_id,
             "timezoneOffset": _offset(sim),
@@ -156,7 +160,7 @@ def get_session(sim: Simulator, request: Request) -> Reply:
             "timezoneOffset": _offset(sim),
             "locale": "en",
             "currency": spec.currency,
-            "streamEndpoint": STREAMING_HOST,
+            "streamEndpoint": _streaming_host(request),
         },
     )
 
@@ -170,6 +174,7 @@ def put_session(sim: Simulator, request: Request) -> Reply:
     if target == request.session.account_id:
         raise ApiError(400, "error.not-different.accountId")
     request.session.account_id = target
+    sim.stream.account_switched(request.session.cst)  # switching kills the session's streams
     return _reply(
         200,
         {

@@ -72,6 +72,24 @@ class SessionStore:
             session.requests += 1
             return session
 
+    def is_valid(self, cst: str | None, token: str | None) -> bool:
+        """Whether these tokens would authenticate now, without counting as a use (the stream
+        checks its session on every tick; only messages the client sends keep it alive)."""
+        if not cst or not token:
+            return False
+        now = self.clock.timestamp()
+        with self._lock:
+            session = self._by_cst.get(cst)
+            if session is None or not secrets.compare_digest(session.security_token, token):
+                return False
+            return not (
+                now - session.last_used > self.idle_seconds
+                or (
+                    self.max_age_seconds is not None
+                    and now - session.created > self.max_age_seconds
+                )
+            )
+
     def end(self, cst: str) -> None:
         with self._lock:
             self._by_cst.pop(cst, None)

@@ -36,7 +36,7 @@ def test_definitions_load() -> None:
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {
-        "raw_transactions", "raw_activity", "ledger_entries", "monthly_statement",
+        "raw_transactions", "raw_activity", "ledger_entries", "monthly_statement", "price_bars",
         "instruments", "positions_snapshot", "working_orders_snapshot", "order_lifecycle",
         "exposure_snapshot",
     }  # fmt: skip
@@ -50,6 +50,8 @@ def test_definitions_load() -> None:
         "exposure_within_limits",
         "orders_follow_policy",
         "lifecycle_ties_out",
+        "bars_complete",
+        "stream_healthy",
     }
     assert {s.name for s in repo.schedule_defs} == {
         "monthly_close_schedule",

@@ -143,7 +143,8 @@ def test_no_secret_reaches_logs_errors_or_records(caplog, encrypted):
             with pytest.raises(CapitalError) as caught:
                 client.request("GET", "/history/activity", expect_key="activities")
             errors.append(caught.value)
-        api.script = [leak_page()] * 3
+        # three attempts, then the second pass over failed windows: three more
+        api.script = [leak_page()] * 6
         result = fetch_history(
             client, "A1", TRANSACTIONS, T0, T0 + timedelta(days=2), max_workers=1
         )

@@ -1,7 +1,7 @@
 """trading state: instrument master, bitemporal snapshots, lifecycles, change log, alerts
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import ledger_etl.ledger.schema
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

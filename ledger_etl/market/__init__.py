@@ -1,0 +1,1 @@
+"""Market data: price bars from REST and the WebSocket stream, their store and coverage."""
