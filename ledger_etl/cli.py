@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ledger_etl import __version__
+from ledger_etl.market.extras_cli import register as _register_market_extras
 
 if TYPE_CHECKING:
     from ledger_etl.sync import SyncReport
@@ -589,6 +590,10 @@ def published_command(account: str | None, month: str | None, out_dir: Path | No
             f"{row.closing_balance:>14} {row.currency:<4} {row.status:<11} "
             f"{row.reconciliation:<14} {row.folder}"
         )
+
+
+# sentiment, watchlists, templates: ledger_etl/market/extras_cli.py
+_register_market_extras(main)
 
 
 if __name__ == "__main__":  # pragma: no cover
