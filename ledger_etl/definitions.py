@@ -23,6 +23,7 @@ from ledger_etl.defs.history.automation import (
     weekly_recheck_schedule,
 )
 from ledger_etl.defs.history.checks import CHECKS
+from ledger_etl.defs.market_extras import assets as extras
 from ledger_etl.defs.resources import resources_from_environment
 
 
@@ -30,10 +31,22 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
     """The definitions with `resources` (default: configured from the environment, see
     `resources_from_environment`)."""
     return dg.Definitions(
-        assets=[raw_transactions, raw_activity, ledger_entries, monthly_statement],
-        asset_checks=CHECKS,
-        jobs=[close_month_job, sync_job, discover_accounts_job],
-        schedules=[monthly_close_schedule, daily_sync_schedule, weekly_recheck_schedule],
+        # sentiment and watchlists: ledger_etl/defs/market_extras/
+        assets=[
+            *extras.MARKET_EXTRAS_ASSETS,
+            raw_transactions,
+            raw_activity,
+            ledger_entries,
+            monthly_statement,
+        ],
+        asset_checks=extras.MARKET_EXTRAS_CHECKS + CHECKS,
+        jobs=[*extras.MARKET_EXTRAS_JOBS, close_month_job, sync_job, discover_accounts_job],
+        schedules=[
+            *extras.MARKET_EXTRAS_SCHEDULES,
+            monthly_close_schedule,
+            daily_sync_schedule,
+            weekly_recheck_schedule,
+        ],
         sensors=[account_discovery_sensor, run_failure_alert],
         resources=resources if resources is not None else resources_from_environment(),
     )

@@ -171,3 +171,31 @@ def latest_sentiment(engine: Engine, epics: Sequence[str] | None = None) -> list
     for point in sentiment_series(engine, epics):
         latest[point.epic] = point
     return list(latest.values())
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    observed_at: datetime
+    run_id: str
+    asked: int
+    observed: int
+    new_rows: int
+    unknown: list[str]
+
+
+def sentiment_polls_since(
+    engine: Engine, since: datetime | None, limit: int | None = None
+) -> list[PollRecord]:
+    """Recorded polls at or after `since` (all when None), newest first."""
+    upgrade(engine)
+    p = s.sentiment_polls
+    query = select(p).order_by(p.c.observed_at.desc(), p.c.id.desc())
+    if since is not None:
+        query = query.where(p.c.observed_at >= since)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [
+            PollRecord(r.observed_at, r.run_id, r.asked, r.observed, r.new_rows, list(r.unknown))
+            for r in conn.execute(query)
+        ]

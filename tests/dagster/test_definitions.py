@@ -35,7 +35,14 @@ ASSETS = [raw_transactions, raw_activity, ledger_entries, monthly_statement]
 def test_definitions_load() -> None:
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert keys == {"raw_transactions", "raw_activity", "ledger_entries", "monthly_statement"}
+    assert keys == {
+        "raw_transactions",
+        "raw_activity",
+        "ledger_entries",
+        "monthly_statement",
+        "watchlists",
+        "client_sentiment",
+    }
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert checks == {
         "coverage_complete",
@@ -43,8 +50,10 @@ def test_definitions_load() -> None:
         "balance_rolls_forward",
         "statement_reconciles",
         "published_statement_unchanged",
+        "sentiment_poll_complete",
     }
     assert {s.name for s in repo.schedule_defs} == {
+        "client_sentiment_schedule",
         "monthly_close_schedule",
         "daily_sync_schedule",
         "weekly_recheck_schedule",

@@ -94,8 +94,8 @@ def test_a_revised_answer_for_the_same_instant_is_counted(
     assert (point.long_pct, point.revision, point.flags) == (Decimal("60.5"), 2, "not_hundred")
 
 
-def test_cli_sentiment(market_sim: SimulatorServer, ledger_engine: Engine) -> None:
-    env = cli_env(market_sim, ledger_engine)
+def test_cli_sentiment(market_sim: SimulatorServer, sqlite_engine: Engine) -> None:
+    env = cli_env(market_sim, sqlite_engine)
     runner = CliRunner()
     done = runner.invoke(main, ["sentiment", "--epics", "GOLD,SILVER"], env=env)
     assert done.exit_code == 0, done.output

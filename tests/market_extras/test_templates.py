@@ -87,9 +87,9 @@ def test_a_stored_template_that_no_longer_matches_its_hash_is_refused(
 
 
 def test_cli_import_list_show_and_reimport_of_the_export(
-    market_sim: SimulatorServer, ledger_engine: Engine, tmp_path: Path
+    market_sim: SimulatorServer, sqlite_engine: Engine, tmp_path: Path
 ) -> None:
-    env, runner = cli_env(market_sim, ledger_engine), CliRunner()
+    env, runner = cli_env(market_sim, sqlite_engine), CliRunner()
     imported = runner.invoke(main, ["templates", "import", str(BOARD)], env=env)
     assert imported.exit_code == 0, imported.output
     assert "intraday-board\tv1\tnew version" in imported.output
@@ -115,9 +115,9 @@ def test_cli_import_list_show_and_reimport_of_the_export(
 
 
 def test_cli_invalid_template_names_the_field_and_stores_nothing(
-    market_sim: SimulatorServer, ledger_engine: Engine, tmp_path: Path
+    market_sim: SimulatorServer, sqlite_engine: Engine, tmp_path: Path
 ) -> None:
-    env, runner = cli_env(market_sim, ledger_engine), CliRunner()
+    env, runner = cli_env(market_sim, sqlite_engine), CliRunner()
     text = BOARD.read_text(encoding="utf-8").replace("resolution: HOUR,", "resolution: HOURLY,")
     bad = write(tmp_path / "bad.yaml", text)
     result = runner.invoke(main, ["templates", "import", str(BOARD), str(bad)], env=env)
@@ -125,19 +125,19 @@ def test_cli_invalid_template_names_the_field_and_stores_nothing(
     assert "layout.charts[2].resolution: 'HOURLY' is not one of" in result.output
     assert "layout.charts[3].resolution" in result.output
     assert "bad.yaml" in result.output
-    assert list_templates(ledger_engine) == []  # the good file was not stored either
+    assert list_templates(sqlite_engine) == []  # the good file was not stored either
 
 
 def test_cli_unknown_epic_is_a_clear_error(
-    market_sim: SimulatorServer, ledger_engine: Engine, tmp_path: Path
+    market_sim: SimulatorServer, sqlite_engine: Engine, tmp_path: Path
 ) -> None:
-    env, runner = cli_env(market_sim, ledger_engine), CliRunner()
+    env, runner = cli_env(market_sim, sqlite_engine), CliRunner()
     text = BOARD.read_text(encoding="utf-8").replace("[BTCUSD, GOLD]", "[BTCUSD, GOLD, NOPE]")
     nope = write(tmp_path / "nope.yaml", text)
     result = runner.invoke(main, ["templates", "import", str(nope)], env=env)
     assert result.exit_code == 2, result.output
     assert "knows no market 'NOPE'" in result.output and "instruments.epics" in result.output
-    assert list_templates(ledger_engine) == []
+    assert list_templates(sqlite_engine) == []
 
 
 def test_unknown_epics_are_found_among_many(client: CapitalClient) -> None:
@@ -166,10 +166,10 @@ def test_watchlist_template_resolves_its_universe(
 
 
 def test_backfill_without_a_bar_store_prints_the_plan_and_says_so(
-    market_sim: SimulatorServer, ledger_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    market_sim: SimulatorServer, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(template_backfill, "BACKFILL_MODULE", "ledger_etl.market.no_such_store")
-    env, runner = cli_env(market_sim, ledger_engine), CliRunner()
+    env, runner = cli_env(market_sim, sqlite_engine), CliRunner()
     runner.invoke(main, ["templates", "import", "--offline", str(BOARD)], env=env)
     result = runner.invoke(main, ["templates", "backfill", "intraday-board"], env=env)
     assert result.exit_code == 1, result.output

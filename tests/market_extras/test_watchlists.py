@@ -112,8 +112,8 @@ def test_same_names_need_an_id(client: CapitalClient, ledger_engine: Engine) -> 
     assert watchlist_epics(ledger_engine, two.watchlist_id) == ["SILVER"]
 
 
-def test_cli_watchlists(market_sim: SimulatorServer, ledger_engine: Engine) -> None:
-    env = cli_env(market_sim, ledger_engine)
+def test_cli_watchlists(market_sim: SimulatorServer, sqlite_engine: Engine) -> None:
+    env = cli_env(market_sim, sqlite_engine)
     runner = CliRunner()
     listed = runner.invoke(main, ["watchlists"], env=env)
     assert listed.exit_code == 0, listed.output

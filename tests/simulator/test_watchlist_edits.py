@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.conftest import ApiSession, make_server
 @pytest.fixture
 def api() -> Iterator[ApiSession]:
     """A fresh simulator without the rate limit: these tests send bursts of edits."""
-    server = make_server(rate_limit_per_second=0)
+    server = make_server(rate_limit_per_second=0, start=date(2026, 1, 1))  # a quick first login
     session = ApiSession(server)
     yield session
     session.close()
