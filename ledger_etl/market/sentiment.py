@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger_etl.capital.client import CapitalClient
@@ -167,10 +167,21 @@ def sentiment_series(
 
 def latest_sentiment(engine: Engine, epics: Sequence[str] | None = None) -> list[SentimentPoint]:
     """The last observation of each market (of `epics`, or of every market observed)."""
-    latest: dict[str, SentimentPoint] = {}
-    for point in sentiment_series(engine, epics):
-        latest[point.epic] = point
-    return list(latest.values())
+    table = s.sentiment_observations
+    last = select(table.c.epic, func.max(table.c.observed_at).label("at")).group_by(table.c.epic)
+    if epics:
+        last = last.where(table.c.epic.in_(list(epics)))
+    newest = last.subquery("newest")
+    query = (
+        select(table)
+        .join(newest, and_(newest.c.epic == table.c.epic, newest.c.at == table.c.observed_at))
+        .order_by(table.c.epic)
+    )
+    with engine.connect() as conn:
+        return [
+            SentimentPoint(r.epic, r.observed_at, r.long_pct, r.short_pct, r.flags, r.revision)
+            for r in conn.execute(query)
+        ]
 
 
 @dataclass(frozen=True)
