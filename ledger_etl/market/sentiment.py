@@ -89,6 +89,7 @@ def _record(engine: Engine, poll: SentimentPoll, run_id: str) -> SentimentWrite:
                 )
             )
         } if epics else {}  # fmt: skip
+        fresh: list[dict[str, object]] = []
         for item in poll.sentiments:
             values = {
                 "long_pct": item.long_position_percentage,
@@ -98,11 +99,10 @@ def _record(engine: Engine, poll: SentimentPoll, run_id: str) -> SentimentWrite:
             }
             old = stored.get(item.market_id)
             if old is None:
-                conn.execute(insert(table).values(
-                    epic=item.market_id, observed_at=poll.observed_at, revision=1,
-                    run_id=run_id, recorded_at=now, **values,
-                ))  # fmt: skip
-                inserted += 1
+                fresh.append({
+                    "epic": item.market_id, "observed_at": poll.observed_at, "revision": 1,
+                    "run_id": run_id, "recorded_at": now, **values,
+                })  # fmt: skip
             elif (old.long_pct, old.short_pct) == (values["long_pct"], values["short_pct"]):
                 unchanged += 1
             else:
@@ -111,6 +111,9 @@ def _record(engine: Engine, poll: SentimentPoll, run_id: str) -> SentimentWrite:
                     revision=old.revision + 1, run_id=run_id, recorded_at=now, **values
                 ))  # fmt: skip
                 revised += 1
+        if fresh:
+            conn.execute(insert(table), fresh)  # one executemany for the whole poll
+        inserted = len(fresh)
         conn.execute(insert(s.sentiment_polls).values(
             observed_at=poll.observed_at, run_id=run_id,
             asked=len(poll.sentiments) + len(poll.unknown) + len(poll.problems),

@@ -149,9 +149,15 @@ def _describe(error: ValidationError) -> str:
     return f"{field_path(where)}: {error.message}"
 
 
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(template_schema())
+
+
 def schema_problems(document: Any) -> list[str]:
-    validator = Draft202012Validator(template_schema())
-    found = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    found = sorted(
+        _validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]
+    )
     return list(dict.fromkeys(_describe(e) for e in found))
 
 
