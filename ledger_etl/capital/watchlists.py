@@ -18,7 +18,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from .errors import ApiError, MalformedResponseError
-from .models import IdText, RowProblem, _parse_row, _Payload
+from .models import IdText, ModelT, RowProblem, _parse_row, _Payload
 from .sentiment import observed_now
 
 if TYPE_CHECKING:
@@ -74,14 +74,21 @@ def _rows(response: Any, key: str, path: str) -> list[Any]:
     return rows
 
 
+def _parse_rows(model: type[ModelT], rows: list[Any]) -> tuple[list[ModelT], list[RowProblem]]:
+    found: list[ModelT] = []
+    problems: list[RowProblem] = []
+    for row in rows:
+        parsed = _parse_row(model, row)
+        if isinstance(parsed, RowProblem):
+            problems.append(parsed)
+        else:
+            found.append(parsed)
+    return found, problems
+
+
 def list_watchlists(client: CapitalClient) -> tuple[list[WatchlistSummary], list[RowProblem]]:
     response = client.request("GET", "/watchlists", expect_key="watchlists")
-    found: list[WatchlistSummary] = []
-    problems: list[RowProblem] = []
-    for row in _rows(response, "watchlists", "/watchlists"):
-        parsed = _parse_row(WatchlistSummary, row)
-        (problems if isinstance(parsed, RowProblem) else found).append(parsed)  # type: ignore[arg-type]
-    return found, problems
+    return _parse_rows(WatchlistSummary, _rows(response, "watchlists", "/watchlists"))
 
 
 def watchlist_markets(
@@ -89,12 +96,7 @@ def watchlist_markets(
 ) -> tuple[list[WatchlistMarket], list[RowProblem]]:
     path = _path(watchlist_id)
     response = client.request("GET", path, expect_key="markets")
-    found: list[WatchlistMarket] = []
-    problems: list[RowProblem] = []
-    for row in _rows(response, "markets", path):
-        parsed = _parse_row(WatchlistMarket, row)
-        (problems if isinstance(parsed, RowProblem) else found).append(parsed)  # type: ignore[arg-type]
-    return found, problems
+    return _parse_rows(WatchlistMarket, _rows(response, "markets", path))
 
 
 def fetch_watchlists(client: CapitalClient) -> WatchlistsSnapshot:

@@ -141,7 +141,10 @@ def backfill_command(
         if plan_only:
             return
         check_epics(client, epics, f"template {stored.name} v{stored.version}")
-        results = run_backfill(client, engine, plan)
+        results = run_backfill(
+            client, engine, plan,
+            lambda item, result: click.echo(f"done {item.epic} {item.resolution}: {result}"),
+        )  # fmt: skip
     click.echo(f"backfilled {len(results)} range(s)")
     if not results and plan:
         sys.exit(1)

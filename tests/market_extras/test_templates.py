@@ -215,3 +215,34 @@ def test_a_missing_bar_store_is_reported_not_guessed(
         patch.setattr(template_backfill, "BACKFILL_MODULE", "ledger_etl.market.no_such_store")
         with pytest.raises(BarStoreUnavailable, match="nothing was fetched"):
             run_backfill(client, ledger_engine, [])
+
+
+def test_cli_backfill_runs_every_planned_range_through_the_bar_store(
+    market_sim: SimulatorServer, sqlite_engine: Engine, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.delitem(sys.modules, "cli_bar_store", raising=False)
+    (tmp_path / "cli_bar_store.py").write_text(
+        "def backfill_bars(client, engine, *, epic, resolution, start, end):\n"
+        "    return f'{int((end - start).total_seconds())} s'\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(template_backfill, "BACKFILL_MODULE", "cli_bar_store")
+    env, runner = cli_env(market_sim, sqlite_engine), CliRunner()
+    runner.invoke(main, ["templates", "import", "--offline", str(BOARD)], env=env)
+    done = runner.invoke(main, ["templates", "backfill", "intraday-board"], env=env)
+    assert done.exit_code == 0, done.output
+    # BTCUSD MINUTE: 240 bars + EMA(21) warm-up (the RSI's 15 is shorter) = 261 minutes.
+    assert "done BTCUSD MINUTE: 15660 s" in done.output
+    # HOUR: the longest chart at that resolution, 500 bars + EMA(55) = 555 hours, for both epics.
+    assert "done GOLD HOUR: 1998000 s" in done.output
+    assert "backfilled 4 range(s)" in done.output
+    market_sim.simulator.clock.advance(2)
+    text = BOARD.read_text(encoding="utf-8").replace("[BTCUSD, GOLD]", "[BTCUSD, GOLD, NOPE]")
+    text = text.replace("name: intraday-board", "name: with-nope")
+    runner.invoke(main, ["templates", "import", "--offline", str(write(tmp_path / "n.yaml", text))],
+                  env=env)  # fmt: skip
+    refused = runner.invoke(main, ["templates", "backfill", "with-nope"], env=env)
+    assert refused.exit_code == 2 and "knows no market 'NOPE'" in refused.output
+    assert "done " not in refused.output  # checked before any range was fetched
