@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -11,7 +12,7 @@ from sqlalchemy import Engine
 
 from ledger_etl.capital.client import CapitalClient
 from ledger_etl.simulator import SimulatorServer
-from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, database_url_of, make_server
+from tests.conftest import IDENTIFIER, PASSWORD, database_url_of, make_server
 
 # Two weeks of account history before TEST_NOW: the first login (which computes balances) is
 # quick, and market data does not depend on the accounts.
@@ -19,7 +20,15 @@ RECENT_START = date(2026, 1, 1)
 
 
 def market_server() -> SimulatorServer:
-    return make_server(rate_limit_per_second=0, start=RECENT_START)
+    """A simulator with an API key of its own: logins are paced one a second per key across the
+    whole process, so a key shared by every test would make each wait for the previous one."""
+    return make_server(
+        rate_limit_per_second=0, start=RECENT_START, api_key=f"sim-key-{uuid.uuid4().hex[:12]}"
+    )
+
+
+def api_key_of(server: SimulatorServer) -> str:
+    return server.simulator.config.api_key
 
 
 @pytest.fixture
@@ -32,7 +41,8 @@ def market_sim() -> Iterator[SimulatorServer]:
 
 @pytest.fixture
 def client(market_sim: SimulatorServer) -> Iterator[CapitalClient]:
-    with CapitalClient(market_sim.url, API_KEY, IDENTIFIER, PASSWORD, rate_limit=200) as c:
+    key = api_key_of(market_sim)
+    with CapitalClient(market_sim.url, key, IDENTIFIER, PASSWORD, rate_limit=200) as c:
         yield c
 
 
@@ -47,7 +57,7 @@ def sqlite_engine(tmp_path: Path) -> Engine:
 def cli_env(server: SimulatorServer, engine: Engine) -> dict[str, str]:
     return {
         "CAPITAL_API_URL": server.url,
-        "CAPITAL_API_KEY": API_KEY,
+        "CAPITAL_API_KEY": api_key_of(server),
         "CAPITAL_IDENTIFIER": IDENTIFIER,
         "CAPITAL_PASSWORD": PASSWORD,
         "CAPITAL_RATE_LIMIT": "200",

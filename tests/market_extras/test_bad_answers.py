@@ -15,7 +15,8 @@ from ledger_etl.ledger import schema as s
 from ledger_etl.market.sentiment import poll_sentiment
 from ledger_etl.market.watchlists import poll_watchlists
 from ledger_etl.simulator import SimulatorServer
-from tests.conftest import API_KEY, IDENTIFIER, PASSWORD
+from tests.conftest import IDENTIFIER, PASSWORD
+from tests.market_extras.conftest import api_key_of
 
 
 def test_unusable_sentiment_rows_are_reported_with_their_reason() -> None:
@@ -62,7 +63,9 @@ def test_a_body_that_stays_bad_fails_the_poll_and_writes_nothing(
 ) -> None:
     market_sim.simulator.faults.add_rule({"kind": "truncated_json", "path": "^/watchlists$"})
     with (
-        CapitalClient(market_sim.url, API_KEY, IDENTIFIER, PASSWORD, max_attempts=2) as client,
+        CapitalClient(
+            market_sim.url, api_key_of(market_sim), IDENTIFIER, PASSWORD, max_attempts=2
+        ) as client,
         pytest.raises(MalformedResponseError),
     ):
         poll_watchlists(client, ledger_engine)

@@ -21,7 +21,7 @@ from ledger_etl.market.watchlists import watchlist_epics
 from ledger_etl.simulator import SimulatorServer
 from tests.conftest import database_url_of
 from tests.dagster.conftest import capital_for
-from tests.market_extras.conftest import market_server
+from tests.market_extras.conftest import api_key_of, market_server
 
 SELECTION = [watchlists, client_sentiment, sentiment_poll_complete]
 
@@ -36,7 +36,7 @@ def running_sim() -> Iterator[SimulatorServer]:
 
 def _resources(server: SimulatorServer, engine: Engine, tmp_path) -> dict[str, object]:
     return {
-        "capital": capital_for(server),
+        "capital": capital_for(server, api_key=api_key_of(server)),
         "ledger": LedgerResource(
             database_url=database_url_of(engine), export_dir=str(tmp_path / "exports")
         ),
