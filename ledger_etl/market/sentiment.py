@@ -25,6 +25,7 @@ from ledger_etl.capital.sentiment import ClientSentiment, SentimentPoll, fetch_c
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.db import upgrade
 from ledger_etl.ledger.ingest import finish_run, start_run
+from ledger_etl.market.locks import serialize_writers
 
 RUN_KIND = "sentiment"
 
@@ -81,6 +82,7 @@ def _record(engine: Engine, poll: SentimentPoll, run_id: str) -> SentimentWrite:
     epics = [item.market_id for item in poll.sentiments]
     inserted = revised = unchanged = 0
     with engine.begin() as conn:
+        serialize_writers(conn, "sentiment")
         stored = {
             row.epic: row
             for row in conn.execute(

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, func, insert, select, update
 from ledger_etl.errors import InputError
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.db import upgrade
+from ledger_etl.market.locks import serialize_writers
 from ledger_etl.market.templates import ChartTemplate, canonical_json, validate_template
 
 
@@ -56,6 +57,7 @@ def import_template(engine: Engine, template: ChartTemplate, source: str | None)
     upgrade(engine)
     t, v, now = s.chart_templates, s.chart_template_versions, datetime.now(UTC)
     with engine.begin() as conn:
+        serialize_writers(conn, "chart_templates")
         current = conn.execute(
             select(t.c.current_version).where(t.c.name == template.name)
         ).scalar()  # fmt: skip

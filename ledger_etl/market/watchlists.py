@@ -27,6 +27,7 @@ from ledger_etl.errors import InputError
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.db import upgrade
 from ledger_etl.ledger.ingest import finish_run, start_run
+from ledger_etl.market.locks import serialize_writers
 
 RUN_KIND = "watchlists"
 
@@ -80,6 +81,7 @@ def record_watchlists(
     """Apply one snapshot to the stored lists and membership history, in one transaction."""
     at, now = snapshot.observed_at, datetime.now(UTC)
     with engine.begin() as conn:
+        serialize_writers(conn, "watchlists")
         last = conn.execute(select(func.max(s.watchlist_polls.c.observed_at))).scalar()
         if last is not None and at < last:
             return WatchlistChanges(run_id, at, stale=True, unreadable=snapshot.unreadable)

@@ -141,3 +141,30 @@ def test_a_deleted_list_is_not_the_same_as_an_unreadable_one(
     assert (changes.removed, changes.deleted) == ([], [])
     assert watchlist_epics(ledger_engine, "watchlist1") == ["GOLD", "EURUSD", "US500", "BTCUSD"]
     assert changes.observed_at - snapshot.observed_at == timedelta(0)
+
+
+def test_concurrent_pollers_record_each_change_once(
+    client: CapitalClient, ledger_engine: Engine
+) -> None:
+    """Two pollers recording the same snapshot at once: one writes, the other finds it done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger_etl.ledger.db import upgrade
+    from ledger_etl.market.template_store import import_template
+    from ledger_etl.market.templates import load_template_file
+    from tests.market_extras.test_templates import BOARD
+
+    upgrade(ledger_engine)
+    snapshot = fetch_watchlists(client)
+    template = load_template_file(BOARD)
+    with ThreadPoolExecutor(4) as pool:
+        lists = list(
+            pool.map(lambda n: record_watchlists(ledger_engine, snapshot, f"r{n}"), range(4))
+        )
+        versions = list(
+            pool.map(lambda n: import_template(ledger_engine, template, None), range(4))
+        )
+    assert sum(len(c.added) for c in lists) == 6  # each member joined once
+    assert _members_rows(ledger_engine) == 6
+    assert sorted(v.created for v in versions) == [False, False, False, True]
+    assert {v.version for v in versions} == {1}
