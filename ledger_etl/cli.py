@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ledger_etl import __version__
+from ledger_etl.market.extras_cli import register as _register_market_extras
 
 if TYPE_CHECKING:
     from ledger_etl.sync import SyncReport
@@ -621,6 +622,7 @@ from ledger_etl.trading.cli import COMMANDS as _TRADING_COMMANDS  # noqa: E402
 for _command in (*_TRADING_COMMANDS, *_SERVICE_COMMANDS, _intents):
     main.add_command(_command)
 _register_market(main)  # `prices` and `stream`
+_register_market_extras(main)  # `sentiment`, `watchlists`, `templates`
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ from ledger_etl.defs.history.automation import (
 from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.market.assets import price_bars
 from ledger_etl.defs.market.checks import CHECKS as MARKET_CHECKS
+from ledger_etl.defs.market_extras import assets as extras
 from ledger_etl.defs.resources import resources_from_environment
 from ledger_etl.defs.trading import definitions as trading
 
@@ -34,6 +35,7 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
     `resources_from_environment`)."""
     return dg.Definitions(
         assets=[
+            *extras.MARKET_EXTRAS_ASSETS,
             raw_transactions,
             raw_activity,
             ledger_entries,
@@ -41,12 +43,19 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
             price_bars,
             *trading.ASSETS,
         ],
-        asset_checks=[*CHECKS, *MARKET_CHECKS, *trading.CHECKS],
-        jobs=[close_month_job, sync_job, discover_accounts_job, *trading.JOBS],
+        asset_checks=[*CHECKS, *MARKET_CHECKS, *extras.MARKET_EXTRAS_CHECKS, *trading.CHECKS],
+        jobs=[
+            close_month_job,
+            sync_job,
+            discover_accounts_job,
+            *extras.MARKET_EXTRAS_JOBS,
+            *trading.JOBS,
+        ],
         schedules=[
             monthly_close_schedule,
             daily_sync_schedule,
             weekly_recheck_schedule,
+            *extras.MARKET_EXTRAS_SCHEDULES,
             *trading.SCHEDULES,
         ],
         sensors=[account_discovery_sensor, run_failure_alert, *trading.SENSORS],

@@ -49,6 +49,26 @@ CREATE INDEX ix_activities_account_time ON activities (account_id, occurred_at);
 
 CREATE INDEX ix_activities_deal ON activities (account_id, deal_id);
 
+CREATE TABLE chart_template_versions (
+	name VARCHAR(128) NOT NULL, 
+	version INTEGER NOT NULL, 
+	content_sha256 VARCHAR(64) NOT NULL, 
+	content TEXT NOT NULL, 
+	source TEXT, 
+	imported_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (name, version)
+);
+
+CREATE INDEX ix_chart_template_versions_hash ON chart_template_versions (name, content_sha256);
+
+CREATE TABLE chart_templates (
+	name VARCHAR(128) NOT NULL, 
+	current_version INTEGER NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (name)
+);
+
 CREATE TABLE deal_lifecycles (
 	account_id VARCHAR(64) NOT NULL, 
 	deal_id VARCHAR(64) NOT NULL, 
@@ -309,6 +329,34 @@ CREATE TABLE runs (
 	PRIMARY KEY (run_id)
 );
 
+CREATE TABLE sentiment_observations (
+	epic VARCHAR(64) NOT NULL, 
+	observed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	long_pct NUMERIC(38, 8) NOT NULL, 
+	short_pct NUMERIC(38, 8) NOT NULL, 
+	flags VARCHAR(255) NOT NULL, 
+	raw TEXT NOT NULL, 
+	revision INTEGER NOT NULL, 
+	run_id VARCHAR(64) NOT NULL, 
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (epic, observed_at)
+);
+
+CREATE INDEX ix_sentiment_observations_time ON sentiment_observations (observed_at);
+
+CREATE TABLE sentiment_polls (
+	id SERIAL NOT NULL, 
+	observed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	run_id VARCHAR(64) NOT NULL, 
+	asked INTEGER NOT NULL, 
+	observed INTEGER NOT NULL, 
+	new_rows INTEGER NOT NULL, 
+	unknown JSON NOT NULL, 
+	problems JSON NOT NULL, 
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (id)
+);
+
 CREATE TABLE service_users (
 	name VARCHAR(64) NOT NULL, 
 	role VARCHAR(16) NOT NULL, 
@@ -402,6 +450,44 @@ CREATE TABLE trading_polls (
 );
 
 CREATE INDEX ix_trading_polls_account_time ON trading_polls (account_id, observed_at);
+
+CREATE TABLE watchlist_members (
+	id SERIAL NOT NULL, 
+	watchlist_id VARCHAR(64) NOT NULL, 
+	epic VARCHAR(64) NOT NULL, 
+	valid_from TIMESTAMP WITH TIME ZONE NOT NULL, 
+	valid_to TIMESTAMP WITH TIME ZONE, 
+	added_run_id VARCHAR(64) NOT NULL, 
+	removed_run_id VARCHAR(64), 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_watchlist_members_list ON watchlist_members (watchlist_id, epic, valid_from);
+
+CREATE TABLE watchlist_polls (
+	id SERIAL NOT NULL, 
+	observed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	run_id VARCHAR(64) NOT NULL, 
+	watchlists INTEGER NOT NULL, 
+	added INTEGER NOT NULL, 
+	removed INTEGER NOT NULL, 
+	unreadable JSON NOT NULL, 
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (id)
+);
+
+CREATE TABLE watchlists (
+	watchlist_id VARCHAR(64) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	editable BOOLEAN, 
+	deleteable BOOLEAN, 
+	default_system BOOLEAN, 
+	raw TEXT NOT NULL, 
+	first_seen_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	last_seen_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	deleted_at TIMESTAMP WITH TIME ZONE, 
+	PRIMARY KEY (watchlist_id)
+);
 
 CREATE TABLE balance_observations (
 	id SERIAL NOT NULL, 

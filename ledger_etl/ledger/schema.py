@@ -622,3 +622,106 @@ price_coverage = Table(
     Column("recorded_at", UtcDateTime(), nullable=False),
     Index("ix_price_coverage_key", "epic", "resolution", "bar_type", "start"),
 )
+
+
+# -- market extras: client sentiment, watchlists, chart templates (ledger_etl/market/) -----------
+
+# One row per (market, observed instant): the broker's sentiment at the server time of a poll.
+# Percentages are exact decimals (Money: NUMERIC / canonical TEXT). The same instant answered
+# again with other figures replaces them and counts a revision; the same figures change nothing.
+sentiment_observations = Table(
+    "sentiment_observations",
+    metadata,
+    Column("epic", String(64), primary_key=True),
+    Column("observed_at", UtcDateTime(), primary_key=True),
+    Column("long_pct", Money(), nullable=False),
+    Column("short_pct", Money(), nullable=False),
+    Column("flags", String(255), nullable=False),  # comma-separated, e.g. not_hundred
+    Column("raw", Text, nullable=False),  # the row's JSON as received
+    Column("revision", Integer, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Index("ix_sentiment_observations_time", "observed_at"),
+)
+
+# Every poll, whatever it found: the coverage of the sentiment series.
+sentiment_polls = Table(
+    "sentiment_polls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("observed_at", UtcDateTime(), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("asked", Integer, nullable=False),
+    Column("observed", Integer, nullable=False),
+    Column("new_rows", Integer, nullable=False),
+    Column("unknown", JSON, nullable=False),  # epics the API did not know
+    Column("problems", JSON, nullable=False),  # [{row, reason}] of unusable rows
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+# A watchlist as last listed; deleted_at is the first poll that no longer listed it.
+watchlists = Table(
+    "watchlists",
+    metadata,
+    Column("watchlist_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("editable", Boolean),
+    Column("deleteable", Boolean),
+    Column("default_system", Boolean),
+    Column("raw", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("deleted_at", UtcDateTime()),
+)
+
+# Membership history: a row per stretch [valid_from, valid_to) during which the market was in
+# the list, written only when membership changes; valid_to NULL means "still a member".
+watchlist_members = Table(
+    "watchlist_members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watchlist_id", String(64), nullable=False),
+    Column("epic", String(64), nullable=False),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("valid_to", UtcDateTime()),
+    Column("added_run_id", String(64), nullable=False),
+    Column("removed_run_id", String(64)),
+    Index("ix_watchlist_members_list", "watchlist_id", "epic", "valid_from"),
+)
+
+# Every watchlist poll: the coverage of the membership history.
+watchlist_polls = Table(
+    "watchlist_polls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("observed_at", UtcDateTime(), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("watchlists", Integer, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("unreadable", JSON, nullable=False),  # {watchlist id: reason}
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+# Chart templates by name; each content change is a new version (content hash of the
+# canonical JSON), unchanged content adds none.
+chart_templates = Table(
+    "chart_templates",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("current_version", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+chart_template_versions = Table(
+    "chart_template_versions",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("content", Text, nullable=False),  # canonical JSON, the bytes the hash is of
+    Column("source", Text),  # the file it was imported from
+    Column("imported_at", UtcDateTime(), nullable=False),
+    Index("ix_chart_template_versions_hash", "name", "content_sha256"),
+)

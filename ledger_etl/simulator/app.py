@@ -29,6 +29,7 @@ from ledger_etl.simulator.sessions import (
     SessionStore,
     SlidingWindowLimiter,
 )
+from ledger_etl.simulator.watchlists import WatchlistBook
 from ledger_etl.simulator.world import World
 
 log = logging.getLogger("ledger_etl.simulator")
@@ -118,6 +119,7 @@ class Simulator:
         self.decryptor = PasswordDecryptor()
         self.stats = Stats(log=deque(maxlen=self.config.request_log_size))
         self.preferences: dict[str, Any] | None = None
+        self.watchlists = WatchlistBook()  # changed by POST/PUT/DELETE /watchlists
         self._api_routes = routes.ROUTES
         self._admin_routes = admin.ROUTES
         from ledger_etl.simulator.stream import StreamHub

@@ -24,11 +24,10 @@ from ledger_etl.simulator.prices import (
     PriceSeries,
     WeeklyHours,
     align_down,
-    derive_key,
     epoch_second,
     price_history,
-    unit,
 )
+from ledger_etl.simulator.sentiment import sentiment_item
 from ledger_etl.simulator.wire import format_local_datetime, format_row_datetime
 
 Hours = tuple[tuple[str, ...], ...]  # Monday..Sunday, sessions "HH:MM - HH:MM" in UTC
@@ -466,23 +465,18 @@ class MarketData:
 
     # -- sentiment --------------------------------------------------------------------------
 
-    def client_sentiment_one(self, market_id: str) -> dict[str, Any]:
-        """GET /clientsentiment/{marketId}: fixed per (seed, market), two decimals, sums to 100."""
+    def client_sentiment_one(self, market_id: str, now: datetime) -> dict[str, Any]:
+        """GET /clientsentiment/{marketId}: moves with `now` (see `simulator.sentiment`), two
+        decimals, long + short = 100."""
         inst = instrument(market_id)
-        hundredths = 500 + int(unit(derive_key(self.seed, inst.epic, "sentiment"), 0) * 9001)
-        long = Decimal(hundredths).scaleb(-2)
-        return {
-            "marketId": inst.epic,
-            "longPositionPercentage": float(long),
-            "shortPositionPercentage": float(100 - long),
-        }
+        return sentiment_item(self.seed, inst.epic, epoch_second(now))
 
-    def client_sentiment(self, market_ids: str | None) -> dict[str, Any]:
-        """GET /clientsentiment?marketIds=A,B."""
+    def client_sentiment(self, market_ids: str | None, now: datetime) -> dict[str, Any]:
+        """GET /clientsentiment?marketIds=A,B; one unknown market fails the whole call."""
         wanted = _split(market_ids or "")
         if not wanted:
             raise ApiError(400, "error.null.marketIds")  # inferred from the error.null.* family
-        return {"clientSentiments": [self.client_sentiment_one(m) for m in wanted]}
+        return {"clientSentiments": [self.client_sentiment_one(m, now) for m in wanted]}
 
     # -- watchlists and preferences ---------------------------------------------------------
 

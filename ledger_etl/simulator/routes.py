@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ledger_etl.simulator import catalog, dealing
+from ledger_etl.simulator import catalog, dealing, watchlists
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.events import OrderLife, PositionLife
 from ledger_etl.simulator.execution import account_funds, settle, unrealised
@@ -516,22 +516,12 @@ def get_prices(sim: Simulator, request: Request) -> Reply:
 
 def get_sentiments(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
-    return _reply(200, sim.market.client_sentiment(request.params.get("marketIds")))
+    return _reply(200, sim.market.client_sentiment(request.params.get("marketIds"), _now(sim)))
 
 
 def get_sentiment(sim: Simulator, request: Request) -> Reply:
     _auth(sim, request)
-    return _reply(200, sim.market.client_sentiment_one(request.params["_path_marketId"]))
-
-
-def get_watchlists(sim: Simulator, request: Request) -> Reply:
-    _auth(sim, request)
-    return _reply(200, sim.market.watchlists())
-
-
-def get_watchlist(sim: Simulator, request: Request) -> Reply:
-    _auth(sim, request)
-    return _reply(200, sim.market.watchlist(request.params["_path_watchlistId"], _now(sim)))
+    return _reply(200, sim.market.client_sentiment_one(request.params["_path_marketId"], _now(sim)))
 
 
 ROUTES: dict[tuple[str, str], Handler] = {
@@ -558,7 +548,6 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/prices/{epic}"): get_prices,
     ("GET", "/clientsentiment"): get_sentiments,
     ("GET", "/clientsentiment/{marketId}"): get_sentiment,
-    ("GET", "/watchlists"): get_watchlists,
-    ("GET", "/watchlists/{watchlistId}"): get_watchlist,
+    **watchlists.ROUTES,  # GET, POST, PUT, DELETE of /watchlists (simulator/watchlists.py)
     **dealing.ROUTES,
 }

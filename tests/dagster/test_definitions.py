@@ -38,7 +38,7 @@ def test_definitions_load() -> None:
     assert keys == {
         "raw_transactions", "raw_activity", "ledger_entries", "monthly_statement", "price_bars",
         "instruments", "positions_snapshot", "working_orders_snapshot", "order_lifecycle",
-        "exposure_snapshot",
+        "exposure_snapshot", "watchlists", "client_sentiment",
     }  # fmt: skip
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert checks == {
@@ -52,8 +52,10 @@ def test_definitions_load() -> None:
         "lifecycle_ties_out",
         "bars_complete",
         "stream_healthy",
+        "sentiment_poll_complete",
     }
     assert {s.name for s in repo.schedule_defs} == {
+        "client_sentiment_schedule",
         "monthly_close_schedule",
         "daily_sync_schedule",
         "weekly_recheck_schedule",

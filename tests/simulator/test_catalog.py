@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import time
@@ -441,23 +442,37 @@ def test_market_navigation(md: MarketData) -> None:
 
 
 def test_client_sentiment(md: MarketData) -> None:
-    body = md.client_sentiment("SILVER,NATURALGAS")
+    now = WEDNESDAY
+    body = md.client_sentiment("SILVER,NATURALGAS", now)
     assert [s["marketId"] for s in body["clientSentiments"]] == ["SILVER", "NATURALGAS"]
     for epic in INSTRUMENTS:
-        one = md.client_sentiment_one(epic)
+        one = md.client_sentiment_one(epic, now)
         long, short = dec(one["longPositionPercentage"]), dec(one["shortPositionPercentage"])
         assert long + short == 100 and 5 <= long <= 95
         assert long.as_tuple().exponent >= -2 and short.as_tuple().exponent >= -2
-        assert one == MarketData(42).client_sentiment_one(epic)
-    assert [MarketData(1).client_sentiment_one(e) for e in INSTRUMENTS] != [
-        MarketData(2).client_sentiment_one(e) for e in INSTRUMENTS
+        assert one == MarketData(42).client_sentiment_one(epic, now)
+    assert [MarketData(1).client_sentiment_one(e, now) for e in INSTRUMENTS] != [
+        MarketData(2).client_sentiment_one(e, now) for e in INSTRUMENTS
     ]
-    assert body["clientSentiments"][0] == md.client_sentiment_one("SILVER")
-    assert_error(lambda: md.client_sentiment("NOTFOUND"), 404, "error.not-found.epic")
-    assert_error(lambda: md.client_sentiment("SILVER,NOTFOUND"), 404, "error.not-found.epic")
-    assert_error(lambda: md.client_sentiment_one("NOTFOUND"), 404, "error.not-found.epic")
-    assert_error(lambda: md.client_sentiment(None), 400, "error.null.marketIds")
-    assert_error(lambda: md.client_sentiment(""), 400, "error.null.marketIds")
+    assert body["clientSentiments"][0] == md.client_sentiment_one("SILVER", now)
+    assert_error(lambda: md.client_sentiment("NOTFOUND", now), 404, "error.not-found.epic")
+    assert_error(lambda: md.client_sentiment("SILVER,NOTFOUND", now), 404, "error.not-found.epic")
+    assert_error(lambda: md.client_sentiment_one("NOTFOUND", now), 404, "error.not-found.epic")
+    assert_error(lambda: md.client_sentiment(None, now), 400, "error.null.marketIds")
+    assert_error(lambda: md.client_sentiment("", now), 400, "error.null.marketIds")
+
+
+def test_client_sentiment_moves_with_time_and_holds_within_a_minute(md: MarketData) -> None:
+    minute = WEDNESDAY.replace(second=0, microsecond=0)
+    first = md.client_sentiment_one("GOLD", minute)
+    assert md.client_sentiment_one("GOLD", minute + timedelta(seconds=59)) == first
+    hourly = [
+        md.client_sentiment_one("GOLD", minute + timedelta(hours=h))["longPositionPercentage"]
+        for h in range(48)
+    ]
+    assert len(set(hourly)) > 24  # it moves through the days, not once in a while
+    steps = [abs(dec(b) - dec(a)) for a, b in itertools.pairwise(hourly)]
+    assert max(steps) < 15  # and smoothly: no jump across the range within an hour
 
 
 def test_watchlists(md: MarketData) -> None:
@@ -535,8 +550,12 @@ REPLAY = {
     "Historical prices": lambda m, q, v: m.prices(
         v["epic"], q.get("resolution"), q.get("max"), q.get("from"), q.get("to"), VENDOR_NOW
     ),
-    "Client sentiment for markets": lambda m, q, v: m.client_sentiment(q.get("marketIds")),
-    "Client sentiment for market": lambda m, q, v: m.client_sentiment_one(v["marketId"]),
+    "Client sentiment for markets": lambda m, q, v: m.client_sentiment(
+        q.get("marketIds"), VENDOR_NOW
+    ),
+    "Client sentiment for market": lambda m, q, v: m.client_sentiment_one(
+        v["marketId"], VENDOR_NOW
+    ),
     "All watchlists": lambda m, q, v: m.watchlists(),
     "Single watchlist": lambda m, q, v: m.watchlist(v["watchlistId"], VENDOR_NOW),
 }

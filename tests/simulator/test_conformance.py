@@ -34,9 +34,9 @@ COLLECTION = (
 SIMULATED = re.compile(
     r"^/(time|ping|session(/encryptionKey)?|accounts(/preferences)?|history/(activity|transactions)"
     r"|positions(/[^/]+)?|workingorders|confirms/[^/]+|markets(/[^/]+)?|marketnavigation(/[^/]+)?"
-    r"|prices/[^/]+|clientsentiment(/[^/]*)?|watchlists(/[^/]+)?)$"
+    r"|prices/[^/]+|clientsentiment(/[^/]*)?|watchlists(/[^/]+){0,2})$"
 )
-READ_ONLY_PREFIXES = ("/positions", "/workingorders", "/watchlists")
+READ_ONLY_PREFIXES = ("/positions", "/workingorders")
 # Vendor examples dated before the simulated history: their windows are moved onto a busy day.
 BUSY_DAY = {"from": "2025-06-10T00:00:00", "to": "2025-06-11T00:00:00"}
 FIRST_DEPOSIT_DAY = {"from": "2025-01-01T00:00:00", "to": "2025-01-02T00:00:00"}
@@ -92,9 +92,7 @@ def _in_scope(example: dict[str, Any]) -> bool:
     if not SIMULATED.match(example["path"]):
         return False
     if example["method"] != "GET" and example["path"].startswith(READ_ONLY_PREFIXES):
-        return (
-            False  # edits: watchlists are not simulated; dealing has its own cases (test_dealing)
-        )
+        return False  # dealing has its own cases (test_dealing): bounds follow the prices
     return True
 
 
