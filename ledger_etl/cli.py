@@ -94,7 +94,7 @@ class _Cli(click.Group):
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ledger-etl")
 def main() -> None:
-    """Capital.com account history to a reconciled ledger and monthly statements."""
+    """Capital.com accounts as auditable data: ledger, statements, trading state, market data."""
 
 
 @main.group()
