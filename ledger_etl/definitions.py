@@ -24,6 +24,7 @@ from ledger_etl.defs.history.automation import (
 )
 from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.resources import resources_from_environment
+from ledger_etl.defs.scale import executor_from_environment
 
 
 def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
@@ -36,6 +37,7 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
         schedules=[monthly_close_schedule, daily_sync_schedule, weekly_recheck_schedule],
         sensors=[account_discovery_sensor, run_failure_alert],
         resources=resources if resources is not None else resources_from_environment(),
+        executor=executor_from_environment(),  # Dagster's default unless LEDGER_EXECUTOR=celery
     )
 
 
