@@ -30,7 +30,7 @@ dev: install  ## the Dagster UI and daemon on http://127.0.0.1:3000, instance in
 	DAGSTER_HOME=$(CURDIR)/dagster_home VENV=$(VENV) bash scripts/dev.sh
 
 dev-postgres: install  ## the UI and daemon on the PostgreSQL instance (DAGSTER_POSTGRES_URL)
-	@test -n "$$DAGSTER_POSTGRES_URL" || { echo "set DAGSTER_POSTGRES_URL, e.g. postgresql://postgres@127.0.0.1:5432/dagster" >&2; exit 2; }
+	@test -n "$$DAGSTER_POSTGRES_URL" || { echo "set DAGSTER_POSTGRES_URL, e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/dagster" >&2; exit 2; }
 	DAGSTER_HOME=$(CURDIR)/dagster_home/postgres VENV=$(VENV) bash scripts/dev.sh
 
 N ?= 2
