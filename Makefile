@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo dev test test-all lint format bench simulator clean reliability
+.PHONY: install demo dev dev-postgres workers test test-all lint format bench simulator clean reliability
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -28,6 +28,14 @@ test-all: install  ## everything, the slow cases included (as CI runs it)
 
 dev: install  ## the Dagster UI and daemon on http://127.0.0.1:3000, instance in dagster_home/
 	DAGSTER_HOME=$(CURDIR)/dagster_home VENV=$(VENV) bash scripts/dev.sh
+
+dev-postgres: install  ## the UI and daemon on the PostgreSQL instance (DAGSTER_POSTGRES_URL)
+	@test -n "$$DAGSTER_POSTGRES_URL" || { echo "set DAGSTER_POSTGRES_URL, e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/dagster" >&2; exit 2; }
+	DAGSTER_HOME=$(CURDIR)/dagster_home/postgres VENV=$(VENV) bash scripts/dev.sh
+
+N ?= 2
+workers: install  ## N Celery workers for the history jobs (docs/deploy.md)
+	N=$(N) VENV=$(VENV) bash scripts/workers.sh
 
 lint: install
 	$(BIN)/ruff check .

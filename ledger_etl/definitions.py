@@ -28,6 +28,7 @@ from ledger_etl.defs.market.checks import CHECKS as MARKET_CHECKS
 from ledger_etl.defs.market_extras import assets as extras
 from ledger_etl.defs.resources import resources_from_environment
 from ledger_etl.defs.trading import definitions as trading
+from ledger_etl.defs.scale import executor_from_environment
 
 
 def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
@@ -60,6 +61,7 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
         ],
         sensors=[account_discovery_sensor, run_failure_alert, *trading.SENSORS],
         resources=resources if resources is not None else resources_from_environment(),
+        executor=executor_from_environment(),  # Dagster's default unless LEDGER_EXECUTOR=celery
     )
 
 

@@ -19,6 +19,7 @@ from ledger_etl.defs.history.assets import (
 )
 from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
+from ledger_etl.defs.scale import login_tags
 from ledger_etl.monthly import month_key, months_closed_within, previous_month_key
 from ledger_etl.settings import close_schedule
 
@@ -26,11 +27,13 @@ close_month_job = dg.define_asset_job(
     "close_month",
     selection=[raw_transactions, raw_activity, ledger_entries, monthly_statement],
     description="Fetch, normalize, check and publish the statement of a month and account.",
+    tags=login_tags(),
 )
 sync_job = dg.define_asset_job(
     "sync_month",
     selection=[raw_transactions, raw_activity, ledger_entries],
     description="Fetch and normalize a month (no statement).",
+    tags=login_tags(),
 )
 
 
