@@ -27,8 +27,8 @@ from ledger_etl.defs.market.assets import price_bars
 from ledger_etl.defs.market.checks import CHECKS as MARKET_CHECKS
 from ledger_etl.defs.market_extras import assets as extras
 from ledger_etl.defs.resources import resources_from_environment
-from ledger_etl.defs.trading import definitions as trading
 from ledger_etl.defs.scale import executor_from_environment
+from ledger_etl.defs.trading import definitions as trading
 
 
 def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
