@@ -86,7 +86,8 @@ if [ "$workers" -gt 1 ]; then
     args=(-n "$workers" "${args[@]}")
 fi
 
-"$BIN/python" -m pytest "${args[@]}"
+# The slowest tests are listed at the end: candidates for `slow` when the suite grows.
+"$BIN/python" -m pytest --durations=30 "${args[@]}"
 status=$?
 if [ "$status" -eq 5 ]; then
     echo "run-tests: pytest collected no tests; treating that as a failure" >&2
