@@ -38,9 +38,11 @@ def test_max_and_the_calendar_span_rule(api: ApiSession) -> None:
 
 
 def test_future_to_and_closed_market(api: ApiSession) -> None:
+    # The shared simulator's clock runs from 12:00: a `to` a day ahead stays in its future.
     future = api.get(
-        "/prices/BTCUSD", **{"from": "2026-01-15T11:58:00", "to": "2026-01-15T12:05:00"}
-    )
+        "/prices/BTCUSD", resolution="HOUR", max="1000",
+        **{"from": "2026-01-15T11:00:00", "to": "2026-01-16T11:00:00"},
+    )  # fmt: skip
     assert future.status_code == 400 and future.json()["errorCode"] == "error.invalid.daterange"
     # Saturday: GOLD is shut all day
     shut = api.get("/prices/GOLD", **{"from": "2026-01-10T10:00:00", "to": "2026-01-10T10:05:00"})
