@@ -26,13 +26,27 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger_etl import __version__
-from ledger_etl.service import api_admin, api_ledger, api_statements, pages
+from ledger_etl.service import (
+    api_admin,
+    api_ledger,
+    api_prices,
+    api_statements,
+    api_trading,
+    pages,
+)
 from ledger_etl.service.audit import ReadRecord, record_read
 from ledger_etl.service.auth import FailureLimiter
 from ledger_etl.service.users import TOKEN_PREFIX
 from ledger_etl.statements.published import PublishedStatements
 
-ROUTERS = (api_statements.router, api_ledger.router, api_admin.router, pages.router)
+ROUTERS = (
+    api_statements.router,
+    api_ledger.router,
+    api_trading.router,
+    api_prices.router,
+    api_admin.router,
+    pages.router,
+)
 AUDITED_PREFIXES = ("/api/", "/files/", "/exports/", "/statement", "/ledger", "/signin")
 STATIC = Path(__file__).with_name("static")
 _TOKENISH = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]*")
