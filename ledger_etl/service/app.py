@@ -33,6 +33,7 @@ from ledger_etl.service import (
     api_statements,
     api_trading,
     pages,
+    pages_trading,
 )
 from ledger_etl.service.audit import ReadRecord, record_read
 from ledger_etl.service.auth import FailureLimiter
@@ -46,8 +47,11 @@ ROUTERS = (
     api_prices.router,
     api_admin.router,
     pages.router,
+    pages_trading.router,
 )
-AUDITED_PREFIXES = ("/api/", "/files/", "/exports/", "/statement", "/ledger", "/signin")
+AUDITED_PREFIXES = (
+    "/api/", "/files/", "/exports/", "/statement", "/ledger", "/exposure", "/signin",
+)  # fmt: skip
 STATIC = Path(__file__).with_name("static")
 _TOKENISH = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]*")
 

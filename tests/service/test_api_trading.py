@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from ledger_etl.ledger import schema as s
+from tests.service.test_pages import signed_in
 from tests.service.trading_world import BARS, Trading, start_trading
 
 BAR_PARAMS = {"resolution": "MINUTE", "from": BARS[5], "to": BARS[7]}
@@ -41,6 +42,7 @@ def test_orders_are_the_cli_rows_and_filter_by_state(trading: Trading) -> None:
     with trading.client("rita") as http:
         got = http.get("/api/orders", params={"account": trading.account})
         assert got.status_code == 200 and got.json() == want
+        assert want["rows"], "the simulated account has working orders"
         states = {r["state"] for r in want["rows"]}
         for state in states | {"CANCELLED"}:
             one = http.get("/api/orders", params={"account": trading.account, "state": state})
@@ -126,3 +128,33 @@ def test_reads_are_audited_and_listed_in_openapi(trading: Trading) -> None:
     assert refused and all(r.outcome == "forbidden" for r in refused)
     hidden = [r for r in rows if r.user_name == "otto" and r.path.startswith("/api/orders")]
     assert hidden and all(r.status == 404 and r.outcome == "not_found" for r in hidden)
+
+
+def test_exposure_page_for_the_risk_role(trading: Trading) -> None:
+    report = trading.cli_json("exposure", "--account", trading.account)
+    with signed_in(trading, "rita") as http:  # type: ignore[arg-type]
+        picker = http.get("/exposure")
+        assert picker.status_code == 200 and 'href="/exposure"' in picker.text
+        assert f'<option value="{trading.account}"' in picker.text
+        shown = http.get("/exposure", params={"account": trading.account})
+        assert shown.status_code == 200, shown.text
+        page = shown.text
+        assert report["as_of"] in page and "Risk warning:" in page
+        assert '<label for="account">' in page and '<label for="at">' in page
+        for p in report["positions"]:
+            assert p["deal_id"] in page and p["notional"] in page
+        early = http.get("/exposure", params={"account": trading.account, "at": "2000-01-01"})
+        assert early.status_code == 404 and "no complete snapshot" in early.text
+        bad = http.get("/exposure", params={"account": trading.account, "at": "noon"})
+        assert bad.status_code == 400 and "not an ISO 8601 instant" in bad.text
+    with signed_in(trading, "otto") as http:  # type: ignore[arg-type]
+        assert trading.account not in http.get("/exposure").text
+        hidden = http.get("/exposure", params={"account": trading.account})
+        assert hidden.status_code == 404 and trading.account not in hidden.text
+    with signed_in(trading, "fay") as http:  # type: ignore[arg-type]
+        assert 'href="/exposure"' not in http.get("/ledger").text
+        refused = http.get("/exposure", params={"account": trading.account})
+        assert refused.status_code == 403 and trading.account not in refused.text
+    with trading.client("rita") as http:  # a bearer token is no session: sign in first
+        http.headers.pop("Authorization")
+        assert http.get("/exposure").status_code == 303

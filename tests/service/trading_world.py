@@ -40,6 +40,10 @@ class Trading:
     tokens: dict[str, str]
     env: dict[str, str]
 
+    @property
+    def url(self) -> str:
+        return self.server.url
+
     def client(self, user: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"}
         return httpx.Client(base_url=self.server.url, headers=headers, timeout=30)
