@@ -22,6 +22,7 @@ router = APIRouter(prefix="/api/prices", tags=["market data"])
 UserDep = Annotated[User, Depends(bearer_user)]
 EPIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 BAR_TYPES = ("classic", "heikin-ashi")
+MAX_BARS = 100_000  # one answer is built in memory: a wider window is refused, not truncated
 
 
 def bad_request(request: Request, message: str) -> HTTPException:
@@ -62,6 +63,8 @@ async def bars(
     if bar_type not in BAR_TYPES:
         raise bad_request(request, f"bar_type: one of {', '.join(BAR_TYPES)}")
     window = bar_window(request, start, end)
+    if (window.end - window.start).total_seconds() / RESOLUTIONS[resolution] > MAX_BARS:
+        raise bad_request(request, f"from/to: more than {MAX_BARS} {resolution} bars; narrow it")
     engine = request.app.state.service.engine
     read = read_heikin_ashi if bar_type == "heikin-ashi" else read_bars
     rows = await run_in_threadpool(read, engine, epic, resolution, window)

@@ -94,6 +94,7 @@ BAD = [
     ("/api/prices/GOLD/bars", {**BAR_PARAMS, "from": "soon"}, 400, "from"),
     ("/api/prices/GOLD/bars", {**BAR_PARAMS, "from": BARS[7], "to": BARS[5]}, 400, "precede"),
     ("/api/prices/GOLD/bars", {"resolution": "MINUTE"}, 400, "from"),
+    ("/api/prices/GOLD/bars", {**BAR_PARAMS, "from": "2020-01-01"}, 400, "narrow it"),
     ("/api/prices/GOLD/bars", {**BAR_PARAMS, "bar_type": "renko"}, 400, "bar_type"),
     # a decoded `/` makes a path no route matches: the plain 404 of an unknown path
     ("/api/prices/..%2F..%2Fetc%2Fpasswd/bars", BAR_PARAMS, 404, "Not Found"),
