@@ -76,7 +76,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app = FastAPI(
         title="ledger-etl read service",
         version=__version__,
-        description="Published statements and the ledger, per account, for finance and risk.",
+        description=(
+            "Published statements, the ledger, exposure and orders per account, and stored price"
+            " bars, for finance and risk."
+        ),
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,  # a path is answered as written, never redirected elsewhere
