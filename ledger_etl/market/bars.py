@@ -302,3 +302,18 @@ def read_heikin_ashi(engine: Engine, epic: str, resolution: str, window: Window)
             ).order_by(price_bars.c.t.desc()).limit(1)
         ).mappings().first()  # fmt: skip
     return heikin_ashi(rows, None if previous is None else dict(previous))
+
+
+def bar_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored bar as `ledger-etl prices bars --format json` and the read service give it:
+    exact decimal strings, `t` the UTC open time."""
+
+    def side(name: str) -> dict[str, str | None]:
+        return {k: None if row[f"{name}_{k}"] is None else str(row[f"{name}_{k}"]) for k in "ohlc"}
+
+    return {
+        "epic": row["epic"], "resolution": row["resolution"],
+        "t": row["t"].astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "bid": side("bid"), "ask": side("ask"), "volume": row["volume"], "source": row["source"],
+        "final": row["final"], "revision": row["revision"],
+    }  # fmt: skip

@@ -18,6 +18,7 @@ import click
 from ledger_etl.errors import InputError
 from ledger_etl.intervals import Window
 from ledger_etl.market.bars import RESOLUTIONS, read_bars, read_heikin_ashi
+from ledger_etl.market.bars import bar_json as _bar_json
 
 _DB = click.option("--database-url", default=None, envvar="LEDGER_DATABASE_URL",
                    help="SQLAlchemy URL of the ledger.")  # fmt: skip
@@ -75,18 +76,6 @@ def backfill_command(epic: str, resolution: str, start: str, end: str, database_
         report = backfill(client, engine, epic, resolution, window)
     click.echo(f"{epic} {resolution}: {report.requests} requests, {report.bars} bars, "
                f"{report.changed} changed, {len(report.rejected)} rejected")  # fmt: skip
-
-
-def _bar_json(row: dict[str, Any]) -> dict[str, Any]:
-    def side(name: str) -> dict[str, str | None]:
-        return {k: None if row[f"{name}_{k}"] is None else str(row[f"{name}_{k}"]) for k in "ohlc"}
-
-    return {
-        "epic": row["epic"], "resolution": row["resolution"],
-        "t": row["t"].astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "bid": side("bid"), "ask": side("ask"), "volume": row["volume"], "source": row["source"],
-        "final": row["final"], "revision": row["revision"],
-    }  # fmt: skip
 
 
 @prices.command("bars")

@@ -26,14 +26,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger_etl import __version__
-from ledger_etl.service import api_admin, api_ledger, api_statements, pages
+from ledger_etl.service import (
+    api_admin,
+    api_ledger,
+    api_prices,
+    api_statements,
+    api_trading,
+    pages,
+    pages_trading,
+)
 from ledger_etl.service.audit import ReadRecord, record_read
 from ledger_etl.service.auth import FailureLimiter
 from ledger_etl.service.users import TOKEN_PREFIX
 from ledger_etl.statements.published import PublishedStatements
 
-ROUTERS = (api_statements.router, api_ledger.router, api_admin.router, pages.router)
-AUDITED_PREFIXES = ("/api/", "/files/", "/exports/", "/statement", "/ledger", "/signin")
+ROUTERS = (
+    api_statements.router,
+    api_ledger.router,
+    api_trading.router,
+    api_prices.router,
+    api_admin.router,
+    pages.router,
+    pages_trading.router,
+)
+AUDITED_PREFIXES = (
+    "/api/", "/files/", "/exports/", "/statement", "/ledger", "/exposure", "/signin",
+)  # fmt: skip
 STATIC = Path(__file__).with_name("static")
 _TOKENISH = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]*")
 
@@ -58,7 +76,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app = FastAPI(
         title="ledger-etl read service",
         version=__version__,
-        description="Published statements and the ledger, per account, for finance and risk.",
+        description=(
+            "Published statements, the ledger, exposure and orders per account, and stored price"
+            " bars, for finance and risk."
+        ),
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,  # a path is answered as written, never redirected elsewhere

@@ -72,11 +72,9 @@ def _account(engine: Any, account: str | None) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, bool | int | str | list | dict):
-        return value
-    return format(value, "f") if hasattr(value, "is_finite") else str(value)
+    from .query import plain
+
+    return plain(value)
 
 
 def _emit(rows: list[dict[str, Any]], fmt: str, meta: dict[str, Any]) -> None:
@@ -145,13 +143,11 @@ def positions_command(account: str | None, at: str | None, fmt: str, database_ur
 @_DB
 def orders_command(account, at, state, fmt, database_url):
     """Working orders as stored at the latest poll (or at --at), with their lifecycle state."""
-    from .query import snapshot_rows
+    from .query import orders_at
 
     engine = _engine(database_url)
     account_id = _account(engine, account)
-    as_of, rows = snapshot_rows(engine, "order", account_id, parse_at(at))
-    if state:
-        rows = [r for r in rows if (r["state"] or "").upper() == state.upper()]
+    as_of, rows = orders_at(engine, account_id, parse_at(at), state)
     _emit(rows, fmt, {"account_id": account_id, "as_of": as_of.isoformat()})
 
 

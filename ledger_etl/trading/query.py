@@ -54,6 +54,37 @@ def snapshot_rows(
     return poll.observed_at, found
 
 
+def plain(value: Any) -> Any:
+    """A JSON value: instants in ISO 8601, decimals as exact strings."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | str | list | dict):
+        return value
+    return format(value, "f") if hasattr(value, "is_finite") else str(value)
+
+
+def orders_at(
+    engine: Engine, account_id: str, at: datetime | None, state: str | None = None
+) -> tuple[datetime, list[dict[str, Any]]]:
+    """(as_of, working orders), only those in lifecycle `state` when given (any case)."""
+    as_of, rows = snapshot_rows(engine, "order", account_id, at)
+    if state:
+        rows = [r for r in rows if (r["state"] or "").upper() == state.upper()]
+    return as_of, rows
+
+
+def orders_json(
+    engine: Engine, account_id: str, at: datetime | None, state: str | None = None
+) -> dict[str, Any]:
+    """The orders contract of `ledger-etl orders --format json` and `/api/orders`."""
+    as_of, rows = orders_at(engine, account_id, at, state)
+    return {
+        "account_id": account_id,
+        "as_of": as_of.isoformat(),
+        "rows": [{k: plain(v) for k, v in r.items()} for r in rows],
+    }
+
+
 def _states(conn: Any, account_id: str, deal_ids: list[str]) -> dict[str, str]:
     c = deal_lifecycles.c
     out: dict[str, str] = {}
