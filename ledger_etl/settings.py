@@ -361,3 +361,19 @@ def stream_health_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     raw = (env.get("LEDGER_STREAM_HEALTH") or "").strip()
     return Path(raw).expanduser() if raw else project_root() / "var" / "stream-health.json"
+
+
+# -- execution beyond one process (ledger_etl/defs/scale.py, docs/deploy.md) ----------------------
+# LEDGER_EXECUTOR        `celery` hands every step to Celery workers; unset: Dagster's default
+# LEDGER_CELERY_BROKER   the broker URL (read by Dagster by name; never shown)
+# LEDGER_CELERY_BACKEND  an optional result backend URL (likewise)
+# LEDGER_LOGIN           the login name history runs are tagged with (`default`)
+SCALE_VARIABLES = (
+    "LEDGER_EXECUTOR", "LEDGER_CELERY_BROKER", "LEDGER_CELERY_BACKEND", "LEDGER_LOGIN",
+)  # fmt: skip
+
+
+def scale_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The four variables above, stripped ('' when unset)."""
+    env = os.environ if env is None else env
+    return {name: (env.get(name) or "").strip() for name in SCALE_VARIABLES}

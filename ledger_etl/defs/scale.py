@@ -9,9 +9,9 @@ shows the variable, never its value (a RabbitMQ URL carries a password).
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
+
+from ledger_etl.settings import scale_settings
 
 EXECUTOR_VARIABLE = "LEDGER_EXECUTOR"
 BROKER_VARIABLE = "LEDGER_CELERY_BROKER"
@@ -29,8 +29,7 @@ class ExecutorChoiceError(ValueError):
 
 def login_name(environ: dict[str, str] | None = None) -> str:
     """The name of the Capital.com login this code location serves (`LEDGER_LOGIN`)."""
-    env = os.environ if environ is None else environ
-    return env.get(LOGIN_VARIABLE, "").strip() or DEFAULT_LOGIN
+    return scale_settings(environ)[LOGIN_VARIABLE] or DEFAULT_LOGIN
 
 
 def login_tags(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -46,15 +45,15 @@ def executor_from_environment(
     dagster-celery is an optional dependency (`pip install 'ledger_etl[scale]'`): it is imported
     only when chosen, so a one-machine install never needs it.
     """
-    env = os.environ if environ is None else environ
-    choice = env.get(EXECUTOR_VARIABLE, "").strip().lower()
+    env = scale_settings(environ)
+    choice = env[EXECUTOR_VARIABLE].lower()
     if choice in IN_PROCESS:
         return None
     if choice != "celery":
         raise ExecutorChoiceError(
             f"{EXECUTOR_VARIABLE}={choice!r} is not an executor; use 'celery' or leave it unset"
         )
-    if not env.get(BROKER_VARIABLE):
+    if not env[BROKER_VARIABLE]:
         raise ExecutorChoiceError(
             f"{EXECUTOR_VARIABLE}=celery needs {BROKER_VARIABLE}, e.g. "
             "amqp://guest:guest@127.0.0.1:5672// or redis://127.0.0.1:6379/0"
@@ -66,6 +65,6 @@ def executor_from_environment(
             f"{EXECUTOR_VARIABLE}=celery needs dagster-celery: pip install 'ledger_etl[scale]'"
         ) from error
     config: dict[str, object] = {"broker": {"env": BROKER_VARIABLE}}
-    if env.get(BACKEND_VARIABLE):
+    if env[BACKEND_VARIABLE]:
         config["backend"] = {"env": BACKEND_VARIABLE}
     return celery_executor.configured(config, name="celery")

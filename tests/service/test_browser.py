@@ -13,7 +13,10 @@ from tests.service.world import FIRST, SECOND
 def sign_in(page, service: Running, user: str) -> None:
     page.goto(service.url + "/")
     assert page.url.endswith("/signin")
-    page.keyboard.type(service.tokens[user])  # the token field has the focus
+    # The token field takes the focus by itself (autofocus); a loaded machine may apply it a
+    # moment after the page loads, and keys typed before that would go nowhere.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'token'")
+    page.keyboard.type(service.tokens[user])
     page.keyboard.press("Enter")
     page.wait_for_url(service.url + "/")
     assert page.get_by_text(f"Signed in as {user}").is_visible()
