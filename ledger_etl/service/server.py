@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from types import TracebackType
-
 import uvicorn
 
 from ledger_etl.service.app import ServiceConfig, create_app, install_log_redaction
 from ledger_etl.simulator.server import free_port
+from ledger_etl.threaded_server import ThreadedServer
 
 
-class ServiceServer:
+class ServiceServer(ThreadedServer):
     """`with ServiceServer(config) as server: server.url`; real HTTP on loopback."""
 
     def __init__(
@@ -33,38 +30,9 @@ class ServiceServer:
                 proxy_headers=False,
             )
         )
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    _thread_name = "read-service"
+    _what = "the read service"
 
-    def start(self, timeout: float = 15.0) -> ServiceServer:
+    def _before_start(self) -> None:
         install_log_redaction()
-        self._thread = threading.Thread(target=self._server.run, name="read-service", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the read service did not start on {self.url}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._thread = None
-
-    def __enter__(self) -> ServiceServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-import time
-from types import TracebackType
 
 import uvicorn
 
 from ledger_etl.simulator.app import Simulator
 from ledger_etl.simulator.clock import Clock
 from ledger_etl.simulator.config import SimulatorConfig
+from ledger_etl.threaded_server import ThreadedServer
 
 
 class _DroppedResponseFilter(logging.Filter):
@@ -49,7 +47,7 @@ def serve_forever(simulator: Simulator, host: str, port: int, log_level: str = "
     )
 
 
-class SimulatorServer:
+class SimulatorServer(ThreadedServer):
     """A simulator on a background thread. `with SimulatorServer() as sim: sim.url`."""
 
     def __init__(
@@ -74,41 +72,9 @@ class SimulatorServer:
                 access_log=False,
             )
         )
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        """The host URL; clients add `/api/v1`."""
-        return f"http://{self.host}:{self.port}"
+    _thread_name = "capital-simulator"
+    _what = "the simulator"
 
-    def start(self, timeout: float = 15.0) -> SimulatorServer:
+    def _before_start(self) -> None:
         _quiet_uvicorn()
-        self._thread = threading.Thread(
-            target=self._server.run, name="capital-simulator", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the simulator did not start on {self.url}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._thread = None
-
-    def __enter__(self) -> SimulatorServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
