@@ -21,6 +21,18 @@ LOGIN_VARIABLE = "LEDGER_LOGIN"
 LOGIN_TAG = "ledger_etl/login"
 DEFAULT_LOGIN = "default"
 IN_PROCESS = ("", "default", "multiprocess")
+# Celery settings of the run process (the executor) and of the workers (celery_worker.py) alike.
+# A step's task is acknowledged when it has finished, not when a worker takes it (`acks_late`),
+# and a task whose worker process died is handed back to the broker (`reject_on_worker_lost`):
+# the broker then gives the step to another worker and the run goes on. A worker killed mid-step
+# loses nothing; the step runs again from its start, and its writes are idempotent (a step run
+# twice stores nothing twice). With one step at a time per worker (prefetch 1), a worker holds
+# at most the step it is running.
+CELERY_SETTINGS: dict[str, object] = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+}
 
 
 class ExecutorChoiceError(ValueError):
@@ -64,7 +76,25 @@ def executor_from_environment(
         raise ExecutorChoiceError(
             f"{EXECUTOR_VARIABLE}=celery needs dagster-celery: pip install 'ledger_etl[scale]'"
         ) from error
-    config: dict[str, object] = {"broker": {"env": BROKER_VARIABLE}}
+    config: dict[str, object] = {
+        "broker": {"env": BROKER_VARIABLE},
+        "config_source": dict(CELERY_SETTINGS),
+    }
     if env[BACKEND_VARIABLE]:
         config["backend"] = {"env": BACKEND_VARIABLE}
     return celery_executor.configured(config, name="celery")
+
+
+def worker_app_arguments(environ: dict[str, str] | None = None) -> dict[str, object]:
+    """What the workers' Celery app is built from: the broker (and result backend) URLs read
+    from the environment at start, kept in memory, and `CELERY_SETTINGS`."""
+    env = scale_settings(environ)
+    if not env[BROKER_VARIABLE]:
+        raise ExecutorChoiceError(
+            f"Celery workers need {BROKER_VARIABLE}, e.g. amqp://guest:guest@127.0.0.1:5672//"
+        )
+    return {
+        "broker": env[BROKER_VARIABLE],
+        "backend": env[BACKEND_VARIABLE] or None,
+        "config_source": dict(CELERY_SETTINGS),
+    }

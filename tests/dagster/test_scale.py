@@ -9,6 +9,7 @@ from ledger_etl.defs.scale import (
     ExecutorChoiceError,
     executor_from_environment,
     login_tags,
+    worker_app_arguments,
 )
 
 
@@ -24,6 +25,29 @@ def test_celery_is_configured_from_variables_never_values() -> None:
     )
     assert executor is not None and executor.name == "celery"
     assert "s3cret" not in repr(executor.config_schema)
+
+
+def test_workers_hand_back_a_step_whose_worker_died() -> None:
+    """The workers' Celery app (ledger_etl/defs/celery_worker.py) takes the broker from the
+    environment and acknowledges a step only once it has finished."""
+    from dagster_celery.executor import CeleryExecutor
+    from dagster_celery.make_app import make_app
+
+    broker = "amqp://guest:s3cret@127.0.0.1:5672//"
+    arguments = worker_app_arguments({"LEDGER_CELERY_BROKER": f" {broker} "})
+    app = make_app(CeleryExecutor.for_cli(**arguments).app_args())
+    assert app.conf.broker_url == broker
+    assert app.conf.result_backend == "rpc://"
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    backend = "redis://:pw@127.0.0.1:6379/1"
+    arguments = worker_app_arguments(
+        {"LEDGER_CELERY_BROKER": broker, "LEDGER_CELERY_BACKEND": backend}
+    )
+    assert make_app(CeleryExecutor.for_cli(**arguments).app_args()).conf.result_backend == backend
+    with pytest.raises(ExecutorChoiceError, match="need LEDGER_CELERY_BROKER"):
+        worker_app_arguments({})
 
 
 @pytest.mark.parametrize(
