@@ -16,6 +16,8 @@ from ledger_etl.settings import scale_settings
 EXECUTOR_VARIABLE = "LEDGER_EXECUTOR"
 BROKER_VARIABLE = "LEDGER_CELERY_BROKER"
 BACKEND_VARIABLE = "LEDGER_CELERY_BACKEND"
+QUEUE_VARIABLE = "LEDGER_CELERY_QUEUE"
+DEFAULT_QUEUE = "dagster"  # dagster-celery's
 LOGIN_VARIABLE = "LEDGER_LOGIN"
 # The run tag the PostgreSQL profile's `tag_concurrency_limits` counts: one run per login.
 LOGIN_TAG = "ledger_etl/login"
@@ -33,6 +35,14 @@ CELERY_SETTINGS: dict[str, object] = {
     "task_reject_on_worker_lost": True,
     "worker_prefetch_multiplier": 1,
 }
+
+
+def celery_settings(environ: dict[str, str] | None = None) -> dict[str, object]:
+    """`CELERY_SETTINGS` and the queue steps are sent to (`LEDGER_CELERY_QUEUE`, `dagster` when
+    unset; the workers listen on it, scripts/workers.sh). Deployments that share a broker (and
+    virtual host) need a queue each, or their workers take each other's steps."""
+    queue = scale_settings(environ)[QUEUE_VARIABLE] or DEFAULT_QUEUE
+    return {**CELERY_SETTINGS, "task_default_queue": queue}
 
 
 class ExecutorChoiceError(ValueError):
@@ -78,7 +88,7 @@ def executor_from_environment(
         ) from error
     config: dict[str, object] = {
         "broker": {"env": BROKER_VARIABLE},
-        "config_source": dict(CELERY_SETTINGS),
+        "config_source": celery_settings(environ),
     }
     if env[BACKEND_VARIABLE]:
         config["backend"] = {"env": BACKEND_VARIABLE}
@@ -87,7 +97,7 @@ def executor_from_environment(
 
 def worker_app_arguments(environ: dict[str, str] | None = None) -> dict[str, object]:
     """What the workers' Celery app is built from: the broker (and result backend) URLs read
-    from the environment at start, kept in memory, and `CELERY_SETTINGS`."""
+    from the environment at start, kept in memory, and `celery_settings`."""
     env = scale_settings(environ)
     if not env[BROKER_VARIABLE]:
         raise ExecutorChoiceError(
@@ -96,5 +106,5 @@ def worker_app_arguments(environ: dict[str, str] | None = None) -> dict[str, obj
     return {
         "broker": env[BROKER_VARIABLE],
         "backend": env[BACKEND_VARIABLE] or None,
-        "config_source": dict(CELERY_SETTINGS),
+        "config_source": celery_settings(environ),
     }

@@ -41,6 +41,9 @@ def test_workers_hand_back_a_step_whose_worker_died() -> None:
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
     assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.task_default_queue == "dagster"
+    queue = worker_app_arguments({"LEDGER_CELERY_BROKER": broker, "LEDGER_CELERY_QUEUE": "eu"})
+    assert queue["config_source"]["task_default_queue"] == "eu"
     backend = "redis://:pw@127.0.0.1:6379/1"
     arguments = worker_app_arguments(
         {"LEDGER_CELERY_BROKER": broker, "LEDGER_CELERY_BACKEND": backend}
