@@ -5,6 +5,7 @@ Also: nothing under DAGSTER_HOME, nor in the instance database, holds the broker
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -104,17 +105,23 @@ def _kill_mid_step(deployment: Deployment, simulator: SimulatorServer) -> tuple[
 
 
 def _await_second_start(deployment: Deployment, run_id: str, seconds: float = 180) -> None:
-    """Fail fast when the killed step is not started again (a lost step leaves its run waiting
-    for ever, deaf to SIGTERM): kill this test's `dagster job execute` processes and say so."""
+    """Fail fast when the killed step is not started again: a lost step leaves its run waiting
+    for ever (deaf to SIGTERM), holding the API pool's slot that every other run waits for."""
     deadline = time.monotonic() + seconds
     with deployment.instance() as instance:
         while time.monotonic() < deadline:
             if [step for step, _ in step_workers(instance, run_id)].count(STEP) >= 2:
                 return
             time.sleep(1)
-    for pid in _own_children("dagster"):
-        os.kill(pid, signal.SIGKILL)
     raise AssertionError(f"the killed step was not started again within {seconds:.0f} s")
+
+
+def _months(account: str, stop: threading.Event) -> Iterator[tuple[str, str]]:
+    """The account's months in order (a statement opens with the previous month's close)."""
+    for month in MONTHS:
+        if stop.is_set():
+            return
+        yield account, month
 
 
 def _own_children(program: str) -> list[int]:
@@ -148,13 +155,21 @@ def test_a_worker_killed_mid_step_loses_nothing(
     httpx.put(f"{simulator.url}/_sim/faults", json={"rules": [STALL]}).raise_for_status()
     accounts = account_ids(simulator)
 
+    stop = threading.Event()  # set when the test fails early: start no further run
+
     def account_runs(account: str) -> list:
-        return [deployment.materialize(f"{account}|{month}") for month in MONTHS]
+        return [deployment.materialize(f"{a}|{m}") for a, m in _months(account, stop)]
 
     with ThreadPoolExecutor(len(accounts)) as pool:
         futures = [pool.submit(account_runs, account) for account in accounts]
-        killed_run, victim = _kill_mid_step(deployment, simulator)
-        _await_second_start(deployment, killed_run)
+        try:
+            killed_run, victim = _kill_mid_step(deployment, simulator)
+            _await_second_start(deployment, killed_run)
+        except BaseException:
+            stop.set()
+            for pid in _own_children("dagster"):  # runs stuck behind the lost step's pool slot
+                os.kill(pid, signal.SIGKILL)
+            raise
         results = [result for future in futures for result in future.result()]
     for result in results:
         assert result.returncode == 0, deployment.failure(result)
