@@ -1,14 +1,17 @@
 """Intake: one delivery becomes a stored intent, validated, before any answer goes back.
 
 Order of work, and why:
-1. the intent is stored under its idempotency key (state RECEIVED) *first*: a repeat of the key,
-   concurrent or later, finds the stored row and is answered with its state, sending nothing;
-   a different payload under a known key is a 409;
-2. the symbol is mapped to an epic (the user's symbol map, then the instrument master's
+1. the symbol is mapped to an epic (the user's symbol map, then the instrument master's
    TRADINGVIEW ids, then the part after the exchange prefix: `FX:EURUSD` -> `EURUSD`);
-3. the request is checked against the market's dealing rules and the allowed-epics list: every
-   violation is returned at once (422) and the intent is REJECTED;
-4. otherwise it is VALIDATED: queued for the executor, and the sender gets 202 at once.
+2. when the market's rules are cached, the request is judged at once against them and the
+   allowed-epics list, and the intent is stored under its idempotency key already judged, in one
+   transaction (RECEIVED and then VALIDATED or REJECTED, both in the change log): the answer
+   waits for that commit only. Otherwise it is stored RECEIVED *first*, before the broker is
+   asked for the rules, and moved once they are known;
+3. either way, a repeat of the key, concurrent or later, finds the stored row and is answered
+   with its state, sending nothing; a different payload under a known key is a 409;
+4. a violation is returned with every other one (422) and the intent is REJECTED; otherwise it
+   is VALIDATED: queued for the executor, and the sender gets 202 at once.
 """
 
 from __future__ import annotations
