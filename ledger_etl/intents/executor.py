@@ -43,6 +43,8 @@ ORDER_SPACING_S = 0.1  # the broker refuses a second order request within 0.1 s
 RECOVERY_GRACE = timedelta(seconds=5)
 MAX_RESCHEDULE_S = 5.0
 REFRESH_EVERY_S = 1.0
+DRY_RUN_REASON = "dry run: validated, not sent"
+DRY_RUN_BATCH = ("dry_run",)
 
 
 def _now() -> datetime:
@@ -114,6 +116,14 @@ class Executor(RecoveryMixin):
                 scopes.enter(row.account_id)
                 self.process(row, None if self._sends(row) else snapshots)
                 worked += 1
+            store.move_many(
+                self.engine,
+                snapshots.get(DRY_RUN_BATCH, []),
+                "VALIDATED",
+                "DRY_RUN",
+                self.clock(),
+                reason=DRY_RUN_REASON,
+            )
         return worked
 
     def recover_all(self) -> None:
@@ -160,7 +170,10 @@ class Executor(RecoveryMixin):
             return
         if not self._sends(row):
             # An intent received in dry run is never sent, even by a later live executor.
-            self._move(row, "VALIDATED", "DRY_RUN", reason="dry run: validated, not sent")
+            if snapshots is not None:  # recorded with the rest of the batch, in one transaction
+                snapshots.setdefault(DRY_RUN_BATCH, []).append(row)
+            else:
+                self._move(row, "VALIDATED", "DRY_RUN", reason=DRY_RUN_REASON)
             return
         if row.action in ("buy", "sell"):
             self._open(row, deals)

@@ -267,6 +267,37 @@ def move(
     return retrying(engine, work)
 
 
+def move_many(
+    engine: Engine, rows: list[Any], before: str, after: str, at: datetime, **values: Any
+) -> list[str]:
+    """Move each of `rows` (as read, in state `before`) to `after` with `values`, in one
+    transaction; a row another worker moved meanwhile is left alone. Returns the ids moved."""
+    if after not in ALLOWED.get(before, set()):
+        raise ValueError(f"transition {before} -> {after} is not in the table")
+    detail = {k: v for k, v in values.items() if k == "reason"}
+
+    def work(conn: Connection) -> list[str]:
+        c = trade_intents.c
+        moved: dict[str, list[Transition]] = {}
+        for row in rows:
+            steps = [*row.steps, {"state": after, "at": at.isoformat()}]
+            done = conn.execute(
+                update(trade_intents)
+                .where(c.id == row.id, c.state == before)
+                .values(state=after, steps=steps, updated_at=at, **values)
+            )
+            if done.rowcount == 1:
+                moved.setdefault(row.account_id, []).append(
+                    Transition(f"intent:{row.id}", "intent", after.lower(), before, after, at,
+                               "intent", detail)
+                )  # fmt: skip
+        for account_id, transitions in moved.items():
+            changelog.append(conn, account_id, transitions, at)
+        return [t.deal_id.removeprefix("intent:") for ts in moved.values() for t in ts]
+
+    return retrying(engine, work) if rows else []
+
+
 def annotate(engine: Engine, intent_id: str, at: datetime, **values: Any) -> None:
     """Set fields without a state change (a deal reference received, an acknowledgement)."""
     with _WRITE, engine.begin() as conn:
