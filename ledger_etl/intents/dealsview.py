@@ -6,7 +6,8 @@ of the broker's 10 per second each time; instead one read serves for `MAX_AGE_S`
 executor itself dealt in the meantime is added to it from each confirm. Anything the executor
 cannot model exactly (a close, a cancel, an answer in doubt, a confirm that netted or amended
 deals) drops the view, and the next intent reads the broker again. Deals changed by someone
-else show up at the next read at the latest, `MAX_AGE_S` later.
+else show up at the next read at the latest, `MAX_AGE_S` later. A deal added from a confirm has
+no upl: with a daily loss cap (which counts it) the executor reads the broker before every order.
 """
 
 from __future__ import annotations

@@ -142,7 +142,9 @@ class Executor(RecoveryMixin):
             key = (row.account_id, needs_orders(row))
             if snapshots is not None and key in snapshots:
                 deals = snapshots[key]
-            elif snapshots is None and (seen := self.view.get(key)) is not None:
+            elif (
+                snapshots is None and self._may_reuse() and (seen := self.view.get(key)) is not None
+            ):
                 deals = seen
             else:
                 deals = self.broker.deals(row.account_id, orders=key[1])
@@ -179,6 +181,11 @@ class Executor(RecoveryMixin):
             self._open(row, deals)
         else:
             self._close_or_cancel(row, deals)
+
+    def _may_reuse(self) -> bool:
+        """A daily loss cap counts the open deals' upl as the broker states it now: with one,
+        the deals are read before every order instead of taken from the view."""
+        return self.caps.daily_loss_cap is None
 
     def _requeue(self, row: Any, reason: str) -> None:
         later = self.clock() + timedelta(seconds=1)
