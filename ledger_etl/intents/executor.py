@@ -326,7 +326,10 @@ class Executor(RecoveryMixin):
             target = "REJECTED"
             reason = f"rejected by the broker: {confirm.reject_reason or confirm.reason}"
         self._move(row, row.state, target, reason=reason, **values)
-        self.view.dealt(row.account_id, row.order_request or {}, confirm)
+        if row.state == "SUBMITTED":
+            self.view.dealt(row.account_id, row.order_request or {}, confirm)
+        else:  # recovered: a read since the answer was lost may show the deal already
+            self.view.forget(row.account_id)
         kind = (
             "order"
             if (row.order_request or {}).get("order_type") not in (None, "MARKET")
