@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -41,6 +42,10 @@ class BrokerRefused(Exception):
 
 class BrokerInDoubt(Exception):
     """The request may or may not have reached the broker."""
+
+
+class NotCached(Exception):
+    """Inside `cache_only()`: the answer needs a request to the broker."""
 
 
 @dataclass(frozen=True)
@@ -126,13 +131,43 @@ class CapitalBroker:
         self._markets: dict[str, tuple[float, MarketDetails | None]] = {}
         self._lock = threading.Lock()
         self._accounts: tuple[float, dict[str, Any]] | None = None
+        self._local = threading.local()
+        self._used: dict[str, float] = {}  # epic -> when last asked for
+        self._fetching: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def cache_only(self) -> Iterator[None]:
+        """In this thread, answer from the caches only: a miss raises `NotCached` instead of
+        asking the broker (the webhook judges an intent this way before it is stored)."""
+        self._local.cache_only = True
+        try:
+            yield
+        finally:
+            self._local.cache_only = False
+
+    def _miss(self, what: str) -> None:
+        if getattr(self._local, "cache_only", False):
+            raise NotCached(what)
 
     def _details(self, epic: str) -> MarketDetails | None:
         now = self._monotonic()
         with self._lock:
             cached = self._markets.get(epic)
+            self._used[epic] = now
         if cached is not None and now - cached[0] < MARKET_CACHE_S:
             return cached[1]
+        self._miss(epic)
+        with self._lock:
+            single = self._fetching.setdefault(epic, threading.Lock())
+        with single:  # one request per epic: concurrent misses wait for its answer
+            with self._lock:
+                cached = self._markets.get(epic)
+            if cached is not None and self._monotonic() - cached[0] < MARKET_CACHE_S:
+                return cached[1]
+            return self._fetch(epic)
+
+    def _fetch(self, epic: str) -> MarketDetails | None:
+        now = self._monotonic()
         try:
             response = self.client.request("GET", f"/markets/{epic}")
         except ApiError as error:
@@ -145,6 +180,23 @@ class CapitalBroker:
         with self._lock:
             self._markets[epic] = (now, parsed)
         return parsed
+
+    def refresh(self, older_than: float = MARKET_CACHE_S / 2) -> int:
+        """Read again the markets used within the cache's lifetime whose details are older
+        than `older_than` seconds, and the accounts, so that the webhook finds them cached;
+        returns how many markets. The executor calls it when it has nothing else to do."""
+        now = self._monotonic()
+        with self._lock:
+            stale = [
+                epic
+                for epic, (read, _) in self._markets.items()
+                if now - read >= older_than and now - self._used.get(epic, 0.0) < MARKET_CACHE_S
+            ]
+        for epic in stale:
+            self._fetch(epic)
+        if self._accounts is not None and now - self._accounts[0] >= older_than:
+            self._accounts = (now, {a.account_id: a for a in self.client.accounts()})
+        return len(stale)
 
     def account(self, account_id: str) -> AbstractContextManager[Any]:
         """Scope calls to `account_id`: the executor holds one scope over a run of intents of
@@ -178,6 +230,7 @@ class CapitalBroker:
     def _account(self, account_id: str) -> Any:
         now = self._monotonic()
         if self._accounts is None or now - self._accounts[0] >= MARKET_CACHE_S:
+            self._miss("accounts")
             self._accounts = (now, {a.account_id: a for a in self.client.accounts()})
         return self._accounts[1].get(account_id)
 

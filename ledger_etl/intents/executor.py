@@ -34,6 +34,7 @@ from ledger_etl.trading.requests import record_confirm, record_submission
 
 from . import risk, store
 from .broker import Broker, BrokerInDoubt, BrokerRefused, Deal
+from .dealsview import DealsView
 from .intake import order_from_json
 from .recovery import RecoveryMixin, needs_orders, slippage
 
@@ -41,6 +42,9 @@ log = logging.getLogger("ledger_etl.intents")
 ORDER_SPACING_S = 0.1  # the broker refuses a second order request within 0.1 s
 RECOVERY_GRACE = timedelta(seconds=5)
 MAX_RESCHEDULE_S = 5.0
+REFRESH_EVERY_S = 1.0
+DRY_RUN_REASON = "dry run: validated, not sent"
+DRY_RUN_BATCH = ("dry_run",)
 
 
 def _now() -> datetime:
@@ -65,6 +69,8 @@ class Executor(RecoveryMixin):
         self.clock = clock
         self.sleep = sleep
         self._last_send = 0.0
+        self._last_refresh = 0.0
+        self.view = DealsView()
         # How long an unchanged broker state must stay unchanged before "not dealt" is concluded.
         self.recovery_grace = RECOVERY_GRACE
 
@@ -80,7 +86,19 @@ class Executor(RecoveryMixin):
                 worked = 0
                 stop.wait(1.0)
             if not worked:
+                self._refresh()
                 stop.wait(idle_s)
+
+    def _refresh(self) -> None:
+        """Idle time: keep the markets the webhook judges by cached (it never waits for them)."""
+        refresh = getattr(self.broker, "refresh", None)
+        if refresh is None or time.monotonic() - self._last_refresh < REFRESH_EVERY_S:
+            return
+        self._last_refresh = time.monotonic()
+        try:
+            refresh()
+        except CapitalError as error:
+            log.warning("could not refresh the market details: %s", error)
 
     def run_once(self) -> int:
         worked = 0
@@ -91,12 +109,21 @@ class Executor(RecoveryMixin):
                     worked += 1
             modes = ("dry_run", "live") if self.live else ("dry_run",)
             # Intents that will not be sent change nothing at the broker: one read of an
-            # account's deals serves all of them in this batch. One that is sent reads its own.
-            snapshots: dict[tuple[str, bool], list[Deal]] = {}
+            # account's deals serves all of them in this batch. One that is sent uses the
+            # executor's view (`dealsview`): a read at most a second old plus its own deals.
+            snapshots: dict[Any, Any] = {}
             for row in store.due(self.engine, self.clock(), modes):
                 scopes.enter(row.account_id)
                 self.process(row, None if self._sends(row) else snapshots)
                 worked += 1
+            store.move_many(
+                self.engine,
+                snapshots.get(DRY_RUN_BATCH, []),
+                "VALIDATED",
+                "DRY_RUN",
+                self.clock(),
+                reason=DRY_RUN_REASON,
+            )
         return worked
 
     def recover_all(self) -> None:
@@ -109,19 +136,25 @@ class Executor(RecoveryMixin):
     def _sends(self, row: Any) -> bool:
         return self.live and row.mode == "live"
 
-    def process(
-        self, row: Any, snapshots: dict[tuple[str, bool], list[Deal]] | None = None
-    ) -> None:
+    def process(self, row: Any, snapshots: dict[Any, Any] | None = None) -> None:
         now = self.clock()
         try:
             key = (row.account_id, needs_orders(row))
             if snapshots is not None and key in snapshots:
                 deals = snapshots[key]
+            elif (
+                snapshots is None and self._may_reuse() and (seen := self.view.get(key)) is not None
+            ):
+                deals = seen
             else:
                 deals = self.broker.deals(row.account_id, orders=key[1])
                 if snapshots is not None:
                     snapshots[key] = deals
-            breaches = self._breaches(row, deals, now) if row.action in ("buy", "sell") else []
+                else:
+                    self.view.put(key, deals)
+            breaches = (
+                self._breaches(row, deals, now, snapshots) if row.action in ("buy", "sell") else []
+            )
         except ApiError as error:
             if 400 <= error.status < 500 and error.status != 429:
                 reason = f"the broker refused the account: {error.error_code or error.status}"
@@ -139,18 +172,28 @@ class Executor(RecoveryMixin):
             return
         if not self._sends(row):
             # An intent received in dry run is never sent, even by a later live executor.
-            self._move(row, "VALIDATED", "DRY_RUN", reason="dry run: validated, not sent")
+            if snapshots is not None:  # recorded with the rest of the batch, in one transaction
+                snapshots.setdefault(DRY_RUN_BATCH, []).append(row)
+            else:
+                self._move(row, "VALIDATED", "DRY_RUN", reason=DRY_RUN_REASON)
             return
         if row.action in ("buy", "sell"):
             self._open(row, deals)
         else:
             self._close_or_cancel(row, deals)
 
+    def _may_reuse(self) -> bool:
+        """A daily loss cap counts the open deals' upl as the broker states it now: with one,
+        the deals are read before every order instead of taken from the view."""
+        return self.caps.daily_loss_cap is None
+
     def _requeue(self, row: Any, reason: str) -> None:
         later = self.clock() + timedelta(seconds=1)
         store.annotate(self.engine, row.id, self.clock(), next_attempt_at=later, reason=reason)
 
-    def _breaches(self, row: Any, deals: list[Deal], now: datetime) -> list[Any]:
+    def _breaches(
+        self, row: Any, deals: list[Deal], now: datetime, batch: dict[Any, Any] | None = None
+    ) -> list[Any]:
         order = order_from_json(row.order_request)
         markets = {e: self.broker.market(e) for e in {d.epic for d in deals} | {order.epic}}
         known = {e: m for e, m in markets.items() if m is not None}
@@ -163,7 +206,16 @@ class Executor(RecoveryMixin):
                 rate = self.broker.fx_rate(m.currency, currency)
                 if rate is not None:
                     rates[m.currency] = rate
-        realized, opened_today = today_from_intents(self.engine, row.account_id, now)
+        # Intents not sent change none of the account's figures: one read serves the batch.
+        figures = None if batch is None else batch.get(("figures", row.account_id))
+        if figures is None:
+            figures = (
+                *today_from_intents(self.engine, row.account_id, now),
+                store.sent_since(self.engine, row.account_id, now - timedelta(minutes=1)),
+            )
+            if batch is not None:
+                batch[("figures", row.account_id)] = figures
+        realized, opened_today, sent_last_minute = figures
         state = risk.LiveState(
             row.account_id,
             currency,
@@ -171,7 +223,7 @@ class Executor(RecoveryMixin):
             deals,
             known,
             rates,
-            store.sent_since(self.engine, row.account_id, now - timedelta(minutes=1)),
+            sent_last_minute,
             realized,
             opened_today,
         )
@@ -211,6 +263,7 @@ class Executor(RecoveryMixin):
             self._refused(row, refused)
             return
         except BrokerInDoubt as doubt:
+            self.view.forget(row.account_id)
             row = self._move(row, "SUBMITTED", "UNKNOWN", reason=f"no answer: {doubt}")
             self._recover(row)
             return
@@ -252,6 +305,7 @@ class Executor(RecoveryMixin):
         else:
             why = "no confirm yet"
         if confirm is None:
+            self.view.forget(row.account_id)
             if row.state == "SUBMITTED":
                 self._move(row, "SUBMITTED", "UNKNOWN", reason=why)
             return False
@@ -272,6 +326,10 @@ class Executor(RecoveryMixin):
             target = "REJECTED"
             reason = f"rejected by the broker: {confirm.reject_reason or confirm.reason}"
         self._move(row, row.state, target, reason=reason, **values)
+        if row.state == "SUBMITTED":
+            self.view.dealt(row.account_id, row.order_request or {}, confirm)
+        else:  # recovered: a read since the answer was lost may show the deal already
+            self.view.forget(row.account_id)
         kind = (
             "order"
             if (row.order_request or {}).get("order_type") not in (None, "MARKET")
@@ -293,6 +351,7 @@ class Executor(RecoveryMixin):
         if not targets:
             self._move(row, "VALIDATED", "REJECTED", reason=f"no open {kind} to {row.action}")
             return
+        self.view.forget(row.account_id)
         pre = [d.as_json() for d in targets]
         row = self._move(
             row,
@@ -368,7 +427,8 @@ def _lifecycle(fn: Callable[..., Any], *args: Any) -> None:
     """The trading lifecycle is lineage, not the intent's truth: a failure there is logged and
     never undoes or repeats the order."""
     try:
-        fn(*args)
+        with store.writing():
+            fn(*args)
     except Exception:
         log.exception("could not record the lifecycle step %s", fn.__name__)
 
@@ -378,7 +438,7 @@ def today_from_intents(engine: Engine, account_id: str, now: datetime) -> tuple[
     deal ids those intents opened (their open upl counts toward today's loss)."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     c = trade_intents.c
-    with engine.connect() as conn:
+    with store.connect(engine) as conn:
         rows = conn.execute(
             select(c.confirm, c.deal_ids).where(
                 c.account_id == account_id, c.confirmed_at >= midnight

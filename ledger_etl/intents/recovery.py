@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 from ledger_etl.capital.errors import CapitalError
 from ledger_etl.ledger.schema import trade_intents
 
+from . import store
 from .broker import Broker, Deal
 from .intake import order_from_json
 
@@ -78,8 +79,9 @@ class RecoveryMixin:
                 **values,
             )
             return True
-        now_on_epic = {d.deal_id: d.as_json() for d in deals if d.epic == order.epic}
-        if now_on_epic == before and self.clock() - row.submitted_at >= self.recovery_grace:
+        now_on_epic = {d.deal_id: _shape(d.as_json()) for d in deals if d.epic == order.epic}
+        unchanged = now_on_epic == {i: _shape(d) for i, d in before.items()}
+        if unchanged and self.clock() - row.submitted_at >= self.recovery_grace:
             self._move(
                 row,
                 "UNKNOWN",
@@ -110,6 +112,13 @@ class RecoveryMixin:
         return False
 
 
+def _shape(deal: dict[str, Any]) -> tuple[str, str, Decimal]:
+    """What an order of ours would change about a deal on its epic: that it exists, its side and
+    its size (a netting order reduces it). Not the level's text nor the order id it came from:
+    a deal the executor added to its view from a confirm may spell those differently."""
+    return deal["kind"], deal["direction"], Decimal(deal["size"])
+
+
 def needs_orders(row: Any) -> bool:
     """Working orders matter to cancels and to limit/stop orders, not to market orders."""
     order_type = (row.order_request or {}).get("order_type")
@@ -126,7 +135,7 @@ def slippage(row: Any, filled: Decimal | None) -> dict[str, Any]:
 
 def claimed_deal_ids(engine: Engine, account_id: str, except_id: str) -> set[str]:
     c = trade_intents.c
-    with engine.connect() as conn:
+    with store.connect(engine) as conn:
         rows = conn.execute(
             select(c.deal_ids).where(c.account_id == account_id, c.id != except_id)
         ).all()

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ledger_etl.ledger.schema import trade_intents
@@ -38,7 +41,26 @@ FINAL = frozenset({"ACCEPTED", "REJECTED", "DRY_RUN"})
 T = TypeVar("T")
 # One writer at a time in this process: many request threads contending for SQLite's write
 # lock each sleep in the driver's busy handler (up to 100 ms a turn); queueing here costs none.
+# On SQLite every transaction begins IMMEDIATE (it takes the write lock), reads included, so
+# the reads of this process queue here too (`reading`); on PostgreSQL reads never wait.
 _WRITE = threading.RLock()
+
+
+def reading(engine: Engine) -> Any:
+    """The lock a read of `engine` must hold in this process (none on PostgreSQL)."""
+    return _WRITE if engine.dialect.name == "sqlite" else nullcontext()
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads, queued behind this process's writers on SQLite."""
+    with reading(engine), engine.connect() as conn:
+        yield conn
+
+
+def writing() -> Any:
+    """The lock around a transaction of another module (the trading lifecycle) in this process."""
+    return _WRITE
 
 
 class StateConflict(Exception):
@@ -124,14 +146,94 @@ def create(
     raise RuntimeError("could not record the intent after 8 attempts")
 
 
+def record(
+    engine: Engine,
+    *,
+    account_id: str,
+    key: str,
+    payload_sha256: str,
+    payload: dict[str, Any],
+    epic: str | None,
+    action: str,
+    mode: str,
+    at: datetime,
+    outcome: tuple[str, datetime, dict[str, Any]],
+) -> Created:
+    """Receive and judge in one transaction: the intent is inserted as RECEIVED and at once
+    moved to its judged state `outcome` = (state, when, values), both steps in the change log;
+    or, when the key is stored already, the stored row is returned and nothing is written.
+
+    For an intent judged without asking the broker (its market's rules were at hand): the
+    acknowledgement then waits for one short transaction and nothing else."""
+    after, judged_at, values = outcome
+    if after not in ALLOWED["RECEIVED"]:
+        raise ValueError(f"transition RECEIVED -> {after} is not in the table")
+    intent_id = str(uuid.uuid4())
+    row = {
+        "id": intent_id,
+        "account_id": account_id,
+        "idem_key": key,
+        "payload_sha256": payload_sha256,
+        "payload": payload,
+        "epic": epic,
+        "action": action,
+        "mode": mode,
+        "state": after,
+        "violations": [],
+        "deal_ids": [],
+        "attempts": 0,
+        "steps": [
+            {"state": "RECEIVED", "at": at.isoformat()},
+            {"state": after, "at": judged_at.isoformat()},
+        ],
+        "received_at": at,
+        "updated_at": judged_at,
+        **values,
+    }
+    detail = {k: v for k, v in values.items() if k == "reason"}
+
+    def work(conn: Connection) -> Created:
+        c = trade_intents.c
+        made = conn.execute(_insert_new(conn).returning(*trade_intents.c), row).first()
+        if made is None:  # a repeated delivery, maybe concurrent: the first one's row
+            found = conn.execute(
+                select(trade_intents).where(c.account_id == account_id, c.idem_key == key)
+            ).first()
+            if found is None:  # pragma: no cover - the conflicting row vanished
+                raise RuntimeError("the intent's key conflicted with a row that is gone")
+            return Created(found, False)
+        t = [
+            Transition(f"intent:{intent_id}", "intent", "received", None, "RECEIVED", at,
+                       "intent", {"key": key}),
+            Transition(f"intent:{intent_id}", "intent", after.lower(), "RECEIVED", after,
+                       judged_at, "intent", detail),
+        ]  # fmt: skip
+        changelog.append(conn, account_id, t, judged_at)
+        return Created(made, True)
+
+    return retrying(engine, work)
+
+
+def _insert_new(conn: Connection) -> Any:
+    """INSERT that does nothing when the key is there (a concurrent insert of the same key on
+    PostgreSQL waits for the other transaction, then does nothing if it committed)."""
+    if conn.dialect.name == "postgresql":
+        return pg_insert(trade_intents).on_conflict_do_nothing(
+            index_elements=["account_id", "idem_key"]
+        )
+    return sqlite_insert(trade_intents).on_conflict_do_nothing(
+        index_elements=["account_id", "idem_key"]
+    )
+
+
 def get(engine: Engine, intent_id: str) -> Any:
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return conn.execute(select(trade_intents).where(trade_intents.c.id == intent_id)).first()
 
 
 def get_by_key(engine: Engine, account_id: str, key: str) -> Any:
     c = trade_intents.c
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return conn.execute(
             select(trade_intents).where(c.account_id == account_id, c.idem_key == key)
         ).first()
@@ -165,6 +267,37 @@ def move(
     return retrying(engine, work)
 
 
+def move_many(
+    engine: Engine, rows: list[Any], before: str, after: str, at: datetime, **values: Any
+) -> list[str]:
+    """Move each of `rows` (as read, in state `before`) to `after` with `values`, in one
+    transaction; a row another worker moved meanwhile is left alone. Returns the ids moved."""
+    if after not in ALLOWED.get(before, set()):
+        raise ValueError(f"transition {before} -> {after} is not in the table")
+    detail = {k: v for k, v in values.items() if k == "reason"}
+
+    def work(conn: Connection) -> list[str]:
+        c = trade_intents.c
+        moved: dict[str, list[Transition]] = {}
+        for row in rows:
+            steps = [*row.steps, {"state": after, "at": at.isoformat()}]
+            done = conn.execute(
+                update(trade_intents)
+                .where(c.id == row.id, c.state == before)
+                .values(state=after, steps=steps, updated_at=at, **values)
+            )
+            if done.rowcount == 1:
+                moved.setdefault(row.account_id, []).append(
+                    Transition(f"intent:{row.id}", "intent", after.lower(), before, after, at,
+                               "intent", detail)
+                )  # fmt: skip
+        for account_id, transitions in moved.items():
+            changelog.append(conn, account_id, transitions, at)
+        return [t.deal_id.removeprefix("intent:") for ts in moved.values() for t in ts]
+
+    return retrying(engine, work) if rows else []
+
+
 def annotate(engine: Engine, intent_id: str, at: datetime, **values: Any) -> None:
     """Set fields without a state change (a deal reference received, an acknowledgement)."""
     with _WRITE, engine.begin() as conn:
@@ -180,7 +313,7 @@ def due(
 ) -> list[Any]:
     """VALIDATED intents of `modes` whose turn has come, oldest first (the durable queue)."""
     c = trade_intents.c
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return list(
             conn.execute(
                 select(trade_intents)
@@ -195,7 +328,7 @@ def due(
 def in_doubt(engine: Engine) -> list[Any]:
     """SUBMITTED and UNKNOWN intents: sent, or maybe sent, with no final answer recorded."""
     c = trade_intents.c
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return list(
             conn.execute(
                 select(trade_intents)
@@ -208,7 +341,7 @@ def in_doubt(engine: Engine) -> list[Any]:
 def sent_since(engine: Engine, account_id: str, since: datetime) -> int:
     """Intents of the account sent to the broker at or after `since` (orders per minute)."""
     c = trade_intents.c
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         rows = conn.execute(
             select(c.id).where(c.account_id == account_id, c.submitted_at >= since)
         ).all()
@@ -220,5 +353,5 @@ def listing(engine: Engine, state: str | None = None, limit: int = 1000) -> list
     query = select(trade_intents).order_by(c.received_at.desc(), c.id).limit(limit)
     if state is not None:
         query = query.where(c.state == state.upper())
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return list(conn.execute(query))
