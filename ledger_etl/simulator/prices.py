@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger_etl.simulator.errors import ApiError
+from ledger_etl.simulator.minute_bars import MinuteCache
 from ledger_etl.simulator.wire import format_request_datetime, parse_request_datetime
 
 DAY = 86_400
@@ -209,6 +210,7 @@ class PriceSeries:
             (period, band * share, derive_key(seed, epic, "octave", period), {})
             for period, share in _OCTAVES
         )
+        self._minutes = MinuteCache(self)
 
     def raw_mid_ticks(self, t: int) -> int:
         """The path at second `t`, ignoring opening hours."""
@@ -252,7 +254,33 @@ class PriceSeries:
         return ticks / self.scale
 
     def bar(self, start: int, seconds: int, now: int) -> Bar | None:
-        """The bar opening at `start`, cut at `now` if still in progress; None if never open."""
+        """The bar opening at `start`, cut at `now` if still in progress; None if never open.
+
+        A bar of whole minutes is the aggregate of its minutes (see `minute_bars`): the closed
+        ones from the day cache, the one in progress sampled as it stands at `now`."""
+        if start % 60 or seconds % 60:
+            return self.sampled_bar(start, seconds, now)
+        end = min(start + seconds, now + 1)
+        whole = start + max(0, end - start) // 60 * 60
+        parts = []
+        if whole > start:
+            parts.append(self._minutes.aggregate(start, whole))
+        if whole < end:
+            forming = self.sampled_bar(whole, 60, now)
+            if forming is not None:
+                parts.append((forming.open, forming.high, forming.low, forming.close,
+                              forming.volume))  # fmt: skip
+        found = [p for p in parts if p is not None]
+        if not found:
+            return None
+        return Bar(
+            start, found[0][0], max(p[1] for p in found), min(p[2] for p in found),
+            found[-1][3], sum(p[4] for p in found),
+        )  # fmt: skip
+
+    def sampled_bar(self, start: int, seconds: int, now: int) -> Bar | None:
+        """The bar at `start` from its first and last open second and up to `_MAX_SAMPLES`
+        interior samples: exactly a MINUTE bar; a bar of a minute's parts, or in progress."""
         spans = self.hours.spans(start, min(start + seconds, now + 1))
         if not spans:
             return None
