@@ -7,8 +7,8 @@
 - `latency`: a simulator in another process on the real clock streams 40 epics at 10 quotes/s
   each; for every quote, the time from the simulator's send (its timestamp) to (a) the frame
   handled and (b) the quote durable in a Parquet file (rotation every `--rotate` seconds).
-  The same run measures the client's RSS at the start and the end (`--duration`, 60 s by
-  default rather than 30 minutes: say so when quoting it).
+  The same run measures the client's RSS after `--warmup` seconds and at the end, and once a
+  minute in between (`--duration`, 60 s by default; `--duration 1800` is the 30-minute run).
 - `backfill`: one year of MINUTE_5 bars of one always-open epic over REST at `--rate`
   requests/s: ratio = wall time / (requests / rate). Target: <= 1.05.
 """
@@ -157,10 +157,17 @@ def latency(args: argparse.Namespace) -> None:
             stream = BarStream(client, engine, StreamOptions(epics=EPICS, reconcile_s=30),
                                quote_files=files, rotate_s=args.rotate)  # fmt: skip
 
+            samples: list[tuple[float, int]] = []
+
             async def run() -> tuple[int, int]:
                 task = asyncio.create_task(stream.run(duration=args.duration))
-                await asyncio.sleep(min(10.0, args.duration / 3))
+                warmup = min(10.0, args.duration / 3) if args.warmup is None else args.warmup
+                await asyncio.sleep(warmup)
                 first = _rss_kib()
+                began = time.monotonic()
+                while not task.done():  # the footprint over the run, once a minute
+                    await asyncio.wait({task}, timeout=60.0)
+                    samples.append((time.monotonic() - began, _rss_kib()))
                 await task
                 return first, _rss_kib()
 
@@ -179,6 +186,9 @@ def latency(args: argparse.Namespace) -> None:
     print(f"send → handled: p50 {pct(handled, 50):7.1f} ms   p99 {pct(handled, 99):7.1f} ms")
     print(f"send → durable: p50 {pct(durable, 50):7.1f} ms   p99 {pct(durable, 99):7.1f} ms"
           f"   (Parquet rotation every {args.rotate} s)")  # fmt: skip
+    if len(samples) > 2:
+        trace = "  ".join(f"{t / 60:.0f}m:{kib / 1024:.1f}" for t, kib in samples)
+        print(f"client RSS (MiB) by minute: {trace}")
     growth = (last - first) / first * 100 if first else 0.0
     print(f"client RSS: {first / 1024:.1f} MiB after warm-up → {last / 1024:.1f} MiB at the end "
           f"({growth:+.1f} %, {args.duration:.0f} s run; target < 10 % over 30 min)")  # fmt: skip
@@ -218,6 +228,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quotes", type=int, default=200_000)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--rotate", type=float, default=1.0)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="latency: seconds before the first RSS reading (default 10)",
+    )
     parser.add_argument("--rate", type=float, default=10.0)
     args = parser.parse_args(argv)
     jobs = {"throughput": throughput, "latency": latency, "backfill": rest_backfill}
