@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,6 +81,37 @@ class DayMinutes:
     volume: list[int]
     after: list[int]
     before: list[int]
+    arrays: dict[str, np.ndarray] = field(repr=False, compare=False)
+    _bars: dict[int, list[tuple[int, int, int, int, int] | None]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def bars(self, seconds: int) -> list[tuple[int, int, int, int, int] | None]:
+        """(open, high, low, close, volume) of every bar of `seconds` (dividing a day) in the
+        day, None where the market was shut all through it; computed once per resolution."""
+        found = self._bars.get(seconds)
+        if found is not None:
+            return found
+        k = seconds // 60
+        groups = MINUTES // k
+        a = self.arrays
+        firsts = a["after"][0:MINUTES:k]
+        lasts = a["before"][k : MINUTES + 1 : k]
+        bounds = np.arange(groups) * k
+        has = firsts < bounds + k
+        columns = (
+            a["open"][np.minimum(firsts, MINUTES - 1)].tolist(),
+            a["high"].reshape(groups, k).max(axis=1).tolist(),
+            a["low"].reshape(groups, k).min(axis=1).tolist(),
+            a["close"][np.maximum(lasts, 0)].tolist(),
+            a["volume"].reshape(groups, k).sum(axis=1).tolist(),
+        )
+        built = [
+            row if ok else None
+            for ok, row in zip(has.tolist(), zip(*columns, strict=True), strict=True)
+        ]
+        self._bars[seconds] = built
+        return built
 
 
 def compute_day(series: PriceSeries, day_start: int) -> DayMinutes:
@@ -96,16 +127,17 @@ def compute_day(series: PriceSeries, day_start: int) -> DayMinutes:
         "open": (mids[:, 0], 0), "high": (mids.max(axis=1), 0),
         "low": (mids.min(axis=1), _CLOSED_LOW), "close": (mids[:, -1], 0), "volume": (volumes, 0),
     }  # fmt: skip
-    lists = {}
+    arrays = {}
     for name, (values, closed) in columns.items():
         full = np.full(MINUTES, closed, dtype=np.int64)
         full[opened] = values
-        lists[name] = full.tolist()
+        arrays[name] = full
     positions = np.arange(MINUTES + 1)
     marks = np.append(is_open, True)
-    after = np.minimum.accumulate(np.where(marks, positions, MINUTES)[::-1])[::-1]
-    before = np.maximum.accumulate(np.where(np.append(False, is_open), positions - 1, -1))
-    return DayMinutes(day_start, **lists, after=after.tolist(), before=before.tolist())
+    arrays["after"] = np.minimum.accumulate(np.where(marks, positions, MINUTES)[::-1])[::-1]
+    arrays["before"] = np.maximum.accumulate(np.where(np.append(False, is_open), positions - 1, -1))
+    lists = {name: values.tolist() for name, values in arrays.items()}
+    return DayMinutes(day_start, **lists, arrays=arrays)
 
 
 class MinuteCache:
@@ -115,8 +147,16 @@ class MinuteCache:
         self._series = series
         self._days: OrderedDict[int, DayMinutes] = OrderedDict()
         self._lock = threading.Lock()
+        self._recent: DayMinutes | None = None  # consecutive bars mostly fall in one day
 
     def day(self, day_start: int) -> DayMinutes:
+        recent = self._recent
+        if recent is not None and recent.start == day_start:
+            return recent
+        self._recent = found = self._lookup(day_start)
+        return found
+
+    def _lookup(self, day_start: int) -> DayMinutes:
         with self._lock:
             found = self._days.get(day_start)
             if found is not None:
@@ -128,6 +168,11 @@ class MinuteCache:
             while len(self._days) > DAYS_KEPT:
                 self._days.popitem(last=False)
         return computed
+
+    def closed_bar(self, start: int, seconds: int) -> tuple[int, int, int, int, int] | None:
+        """The whole bar of `seconds` (dividing a day) opening at `start`, as `aggregate`."""
+        day_start = start - start % DAY
+        return self.day(day_start).bars(seconds)[(start - day_start) // seconds]
 
     def aggregate(self, start: int, end: int) -> tuple[int, int, int, int, int] | None:
         """(open, high, low, close, volume) of the closed minutes opening in [start, end)

@@ -19,13 +19,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from ledger_etl.simulator.errors import ApiError
 from ledger_etl.simulator.minute_bars import MinuteCache
-from ledger_etl.simulator.wire import format_request_datetime, parse_request_datetime
+from ledger_etl.simulator.wire import parse_request_datetime
 
 DAY = 86_400
 WEEK = 7 * DAY
@@ -261,6 +261,9 @@ class PriceSeries:
         if start % 60 or seconds % 60:
             return self.sampled_bar(start, seconds, now)
         end = min(start + seconds, now + 1)
+        if end == start + seconds and DAY % seconds == 0:  # closed: the day's table has it
+            closed = self._minutes.closed_bar(start, seconds)
+            return None if closed is None else Bar(start, *closed)
         whole = start + max(0, end - start) // 60 * 60
         parts = []
         if whole > start:
@@ -407,22 +410,35 @@ def select_bars(series: PriceSeries, query: PriceQuery, now: int) -> list[Bar]:
     return bars
 
 
-def _side(series: PriceSeries, mid: int) -> dict[str, float]:
-    return {
-        "bid": series.to_float(series.bid_ticks(mid)),
-        "ask": series.to_float(series.ask_ticks(mid)),
-    }
+_DAY_TEXT: dict[int, str] = {}
+
+
+def _stamp(t: int) -> str:
+    """`format_request_datetime` of epoch second `t`, without a datetime per call (a year of
+    bars is a hundred thousand of them)."""
+    day, second = divmod(t, DAY)
+    prefix = _DAY_TEXT.get(day)
+    if prefix is None:
+        if len(_DAY_TEXT) > 10_000:
+            _DAY_TEXT.clear()
+        prefix = _DAY_TEXT[day] = datetime.fromtimestamp(day * DAY, UTC).strftime("%Y-%m-%dT")
+    hour, rest = divmod(second, 3_600)
+    return f"{prefix}{hour:02d}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def render_bar(series: PriceSeries, bar: Bar, offset_hours: int) -> dict[str, Any]:
-    opened = datetime.fromtimestamp(bar.start, UTC)
+    low, spread, scale = series.half_spread_ticks, series.spread_ticks, series.scale
+
+    def side(mid: int) -> dict[str, float]:  # exactly to_float(bid_ticks / ask_ticks)
+        return {"bid": (mid - low) / scale, "ask": (mid - low + spread) / scale}
+
     return {
-        "snapshotTime": format_request_datetime(opened + timedelta(hours=offset_hours)),
-        "snapshotTimeUTC": format_request_datetime(opened),
-        "openPrice": _side(series, bar.open),
-        "closePrice": _side(series, bar.close),
-        "highPrice": _side(series, bar.high),
-        "lowPrice": _side(series, bar.low),
+        "snapshotTime": _stamp(bar.start + offset_hours * 3_600),
+        "snapshotTimeUTC": _stamp(bar.start),
+        "openPrice": side(bar.open),
+        "closePrice": side(bar.close),
+        "highPrice": side(bar.high),
+        "lowPrice": side(bar.low),
         "lastTradedVolume": bar.volume,
     }
 
