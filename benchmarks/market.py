@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -205,9 +206,10 @@ def rest_backfill(args: argparse.Namespace) -> None:
             client.login()
             end = NOW.replace(hour=0)
             window = Window(end - timedelta(days=365), end)
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             report = backfill(client, engine, "BTCUSD", "MINUTE_5", window, now=NOW)
             wall = time.perf_counter() - began
+            cpu = time.process_time() - cpu
             client.close()
             log = httpx.get(url + "/_sim/requests", params={"limit": "100000"}).json()["requests"]
             served = sum(r["ms"] for r in log if r["path"].startswith("/prices/")) / 1000
@@ -220,6 +222,8 @@ def rest_backfill(args: argparse.Namespace) -> None:
           f"ratio {wall / bound:.3f} (target <= 1.05)")  # fmt: skip
     print(f"the simulator spent {served:.2f} s answering /prices (its bar generation): "
           f"ratio to max(bound, that) {wall / max(bound, served):.3f}")  # fmt: skip
+    print(f"the client used {cpu:.2f} s of CPU ({cpu / bound:.3f} of the bound); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -86,26 +86,35 @@ def from_event(payload: dict[str, Any], final: bool) -> BarUpdate:
     return BarUpdate(epic, resolution, bar_type, t, sides["bid"], sides["ask"], "stream", final)
 
 
+_PRICE_NAMES = ("openPrice", "highPrice", "lowPrice", "closePrice")
+
+
+def _rest_side(prices: list[Any], side: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    values = tuple(p[side] for p in prices)
+    # the common case, checked cheaply: four positive finite Decimals from the wire
+    if all(type(v) is Decimal and v.is_finite() and v > 0 for v in values):
+        return values  # type: ignore[return-value]
+    return tuple(  # type: ignore[return-value]
+        _price(v, f"{name} {side}")
+        for v, name in zip(values, ("open", "high", "low", "close"), strict=True)
+    )
+
+
 def from_rest(epic: str, resolution: str, row: dict[str, Any]) -> BarUpdate:
     """A GET /prices row (Decimal floats) → a final two-sided update with volume."""
     try:
         t = datetime.fromisoformat(row["snapshotTimeUTC"]).replace(tzinfo=UTC)
-        sides = {
-            side: tuple(
-                _price(row[f"{name}Price"][side], f"{name} {side}")
-                for name in ("open", "high", "low", "close")
-            )
-            for side in SIDES
-        }
+        prices = [row[name] for name in _PRICE_NAMES]
+        sides = {side: _rest_side(prices, side) for side in SIDES}
     except (KeyError, TypeError, ValueError) as exc:
         raise BarError(f"price row not understood: {exc}") from None
     for side, ohlc in sides.items():
-        _check(ohlc, f"{epic} {resolution} {t.isoformat()} {side}")  # type: ignore[arg-type]
+        _check(ohlc, f"{epic} {resolution} {t.isoformat()} {side}")
     volume = row.get("lastTradedVolume")
     if not isinstance(volume, int | Decimal) or isinstance(volume, bool):
         volume = None
     return BarUpdate(
-        epic, resolution, "classic", t, sides["bid"], sides["ask"], "rest", True,  # type: ignore[arg-type]
+        epic, resolution, "classic", t, sides["bid"], sides["ask"], "rest", True,
         None if volume is None else int(volume),
     )  # fmt: skip
 
