@@ -16,11 +16,11 @@
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import json
 import multiprocessing
 import os
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -73,16 +73,17 @@ def _frames(count: int) -> list[str]:
 def throughput(args: argparse.Namespace) -> None:
     frames = _frames(args.quotes)
     quotes = sum(1 for f in frames if '"quote"' in f)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for text in frames:
         json.loads(text)
     floor = time.perf_counter() - began
+    floor_cpu = time.process_time() - cpu
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.sqlite")
         upgrade(engine)
         files = QuoteFiles(Path(folder) / "quotes")
         stream = BarStream(None, engine, StreamOptions(epics=EPICS), quote_files=files)  # type: ignore[arg-type]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         server_ms = 0
         for text in frames:
             kind, value = stream.frames.handle(text, server_ms)
@@ -92,6 +93,7 @@ def throughput(args: argparse.Namespace) -> None:
         stream._flush()
         files.rotate()
         total = time.perf_counter() - began
+        total_cpu = time.process_time() - cpu
         stored = files.rows_written
     print(f"frames {len(frames)} (quotes {quotes}, OHLC events {len(frames) - quotes})")
     print(f"json.loads floor:        {len(frames) / floor:>10,.0f} frames/s")
@@ -100,6 +102,11 @@ def throughput(args: argparse.Namespace) -> None:
           f"(stored {stored} quotes; target >= 50,000/s)")  # fmt: skip
     ratio = total / floor
     print(f"ratio to json.loads:     {ratio:.2f}x the floor's time per frame")
+    # CPU seconds of this process: less at the mercy of a shared machine than wall time
+    print(f"per CPU second:          floor {len(frames) / floor_cpu:,.0f} frames/s, "
+          f"parse+aggregate+write {quotes / total_cpu:,.0f} quotes/s, "
+          f"ratio {total_cpu / floor_cpu:.2f}x "
+          f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
 
 
 def _serve(port_queue: Any, stop: Any, tick: float, extra: int, rate_limit: int) -> None:
@@ -127,23 +134,54 @@ def _rss_kib() -> int:
     return 0
 
 
+class _Histogram:
+    """Latencies in 0.1 ms buckets up to 60 s, in a fixed amount of memory: a list per quote
+    would itself grow the RSS the run measures."""
+
+    STEP = 1e-4
+    SIZE = 600_000
+
+    def __init__(self) -> None:
+        self.counts = array.array("q", bytes(8 * self.SIZE))
+        self.total = 0
+
+    def add(self, seconds: float) -> None:
+        self.counts[min(self.SIZE - 1, max(0, int(seconds / self.STEP)))] += 1
+        self.total += 1
+
+    def __len__(self) -> int:
+        return self.total
+
+    def percentile_ms(self, q: float) -> float:
+        if self.total < 100:
+            return 0.0
+        wanted, seen = self.total * q / 100, 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= wanted:
+                return (index + 0.5) * self.STEP * 1000
+        return self.SIZE * self.STEP * 1000
+
+
 class _TimedQuotes(QuoteFiles):
     """Quote files that note, per quote, when it was handled and when it became durable."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.handled: list[float] = []
-        self.durable: list[float] = []
+        self.handled = _Histogram()
+        self.durable = _Histogram()
 
     def add(self, epic: str, ts_ms: int, bid: Decimal, ask: Decimal) -> None:
-        self.handled.append(time.time() - ts_ms / 1000)
+        self.handled.add(time.time() - ts_ms / 1000)
         super().add(epic, ts_ms, bid, ask)
 
     def rotate(self, buffers: Any = None) -> list[dict[str, Any]]:
         buffers = self.take() if buffers is None else buffers
         entries = super().rotate(buffers)
         now = time.time()
-        self.durable += [now - ts / 1000 for b in buffers.values() for ts in b.ts]
+        for b in buffers.values():
+            for ts in b.ts:
+                self.durable.add(now - ts / 1000)
         return entries
 
 
@@ -178,8 +216,8 @@ def latency(args: argparse.Namespace) -> None:
         stop.set()
         process.join(30)
 
-    def pct(values: list[float], q: float) -> float:
-        return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 100 else 0.0
+    def pct(values: _Histogram, q: float) -> float:
+        return values.percentile_ms(q)
 
     print(f"quotes {len(files.handled)} over {args.duration:.0f} s "
           f"({len(files.handled) / args.duration:,.0f}/s, 40 epics)")  # fmt: skip
