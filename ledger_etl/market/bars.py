@@ -62,10 +62,12 @@ def _price(value: Any, what: str) -> Decimal:
     return number
 
 
-def _check(ohlc: tuple[Decimal, Decimal, Decimal, Decimal], what: str) -> None:
+def _check(ohlc: tuple[Decimal, Decimal, Decimal, Decimal], *what: object) -> None:
+    """Open and close within low..high; `what` names the bar (joined only for the error)."""
     o, h, l, c = ohlc  # noqa: E741
     if not (l <= o <= h and l <= c <= h):
-        raise BarError(f"{what}: open/close outside low..high ({o}, {h}, {l}, {c})")
+        name = " ".join(str(w() if callable(w) else w) for w in what)
+        raise BarError(f"{name}: open/close outside low..high ({o}, {h}, {l}, {c})")
 
 
 def from_event(payload: dict[str, Any], final: bool) -> BarUpdate:
@@ -80,7 +82,7 @@ def from_event(payload: dict[str, Any], final: bool) -> BarUpdate:
     if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp % 1000:
         raise BarError(f"ohlc event time is not whole epoch seconds in ms: {stamp!r}")
     ohlc = tuple(_price(payload.get(k), f"ohlc {k}") for k in "ohlc")
-    _check(ohlc, f"{epic} {resolution} {stamp}")  # type: ignore[arg-type]
+    _check(ohlc, epic, resolution, stamp)  # type: ignore[arg-type]
     t = datetime.fromtimestamp(stamp // 1000, UTC)
     sides = {"bid": None, "ask": None, side: ohlc}
     return BarUpdate(epic, resolution, bar_type, t, sides["bid"], sides["ask"], "stream", final)
@@ -109,7 +111,7 @@ def from_rest(epic: str, resolution: str, row: dict[str, Any]) -> BarUpdate:
     except (KeyError, TypeError, ValueError) as exc:
         raise BarError(f"price row not understood: {exc}") from None
     for side, ohlc in sides.items():
-        _check(ohlc, f"{epic} {resolution} {t.isoformat()} {side}")
+        _check(ohlc, epic, resolution, t.isoformat, side)
     volume = row.get("lastTradedVolume")
     if not isinstance(volume, int | Decimal) or isinstance(volume, bool):
         volume = None
