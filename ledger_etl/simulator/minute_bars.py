@@ -47,10 +47,14 @@ def units(key: int, index: np.ndarray) -> np.ndarray:
 def raw_mids(series: PriceSeries, times: np.ndarray) -> np.ndarray:
     """`series.raw_mid_ticks(t)` for every t of `times` (int64 epoch seconds), as int64."""
     total = np.zeros(times.shape, dtype=np.float64)
+    if not times.size:
+        return times.astype(np.int64)
     for period, amplitude, key, _cache in series._octaves:
         index, rest = np.divmod(times, period)
-        first = 2.0 * units(key, index) - 1.0
-        second = 2.0 * units(key, index + 1) - 1.0
+        lo = int(index.min())  # a day holds few distinct indices: mix each once, then gather
+        table = 2.0 * units(key, np.arange(lo, int(index.max()) + 2, dtype=np.int64)) - 1.0
+        first = table[index - lo]
+        second = table[index - lo + 1]
         f = rest / period
         f = f * f * (3.0 - 2.0 * f)
         total += amplitude * (first + (second - first) * f)
