@@ -7,8 +7,8 @@
 - `latency`: a simulator in another process on the real clock streams 40 epics at 10 quotes/s
   each; for every quote, the time from the simulator's send (its timestamp) to (a) the frame
   handled and (b) the quote durable in a Parquet file (rotation every `--rotate` seconds).
-  The same run measures the client's RSS at the start and the end (`--duration`, 60 s by
-  default rather than 30 minutes: say so when quoting it).
+  The same run measures the client's RSS after `--warmup` seconds and at the end, and once a
+  minute in between (`--duration`, 60 s by default; `--duration 1800` is the 30-minute run).
 - `backfill`: one year of MINUTE_5 bars of one always-open epic over REST at `--rate`
   requests/s: ratio = wall time / (requests / rate). Target: <= 1.05.
 """
@@ -16,10 +16,11 @@
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import json
 import multiprocessing
-import statistics
+import os
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -72,16 +73,17 @@ def _frames(count: int) -> list[str]:
 def throughput(args: argparse.Namespace) -> None:
     frames = _frames(args.quotes)
     quotes = sum(1 for f in frames if '"quote"' in f)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for text in frames:
         json.loads(text)
     floor = time.perf_counter() - began
+    floor_cpu = time.process_time() - cpu
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.sqlite")
         upgrade(engine)
         files = QuoteFiles(Path(folder) / "quotes")
         stream = BarStream(None, engine, StreamOptions(epics=EPICS), quote_files=files)  # type: ignore[arg-type]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         server_ms = 0
         for text in frames:
             kind, value = stream.frames.handle(text, server_ms)
@@ -91,6 +93,7 @@ def throughput(args: argparse.Namespace) -> None:
         stream._flush()
         files.rotate()
         total = time.perf_counter() - began
+        total_cpu = time.process_time() - cpu
         stored = files.rows_written
     print(f"frames {len(frames)} (quotes {quotes}, OHLC events {len(frames) - quotes})")
     print(f"json.loads floor:        {len(frames) / floor:>10,.0f} frames/s")
@@ -99,6 +102,11 @@ def throughput(args: argparse.Namespace) -> None:
           f"(stored {stored} quotes; target >= 50,000/s)")  # fmt: skip
     ratio = total / floor
     print(f"ratio to json.loads:     {ratio:.2f}x the floor's time per frame")
+    # CPU seconds of this process: less at the mercy of a shared machine than wall time
+    print(f"per CPU second:          floor {len(frames) / floor_cpu:,.0f} frames/s, "
+          f"parse+aggregate+write {quotes / total_cpu:,.0f} quotes/s, "
+          f"ratio {total_cpu / floor_cpu:.2f}x "
+          f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
 
 
 def _serve(port_queue: Any, stop: Any, tick: float, extra: int, rate_limit: int) -> None:
@@ -126,23 +134,54 @@ def _rss_kib() -> int:
     return 0
 
 
+class _Histogram:
+    """Latencies in 0.1 ms buckets up to 60 s, in a fixed amount of memory: a list per quote
+    would itself grow the RSS the run measures."""
+
+    STEP = 1e-4
+    SIZE = 600_000
+
+    def __init__(self) -> None:
+        self.counts = array.array("q", bytes(8 * self.SIZE))
+        self.total = 0
+
+    def add(self, seconds: float) -> None:
+        self.counts[min(self.SIZE - 1, max(0, int(seconds / self.STEP)))] += 1
+        self.total += 1
+
+    def __len__(self) -> int:
+        return self.total
+
+    def percentile_ms(self, q: float) -> float:
+        if self.total < 100:
+            return 0.0
+        wanted, seen = self.total * q / 100, 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= wanted:
+                return (index + 0.5) * self.STEP * 1000
+        return self.SIZE * self.STEP * 1000
+
+
 class _TimedQuotes(QuoteFiles):
     """Quote files that note, per quote, when it was handled and when it became durable."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.handled: list[float] = []
-        self.durable: list[float] = []
+        self.handled = _Histogram()
+        self.durable = _Histogram()
 
     def add(self, epic: str, ts_ms: int, bid: Decimal, ask: Decimal) -> None:
-        self.handled.append(time.time() - ts_ms / 1000)
+        self.handled.add(time.time() - ts_ms / 1000)
         super().add(epic, ts_ms, bid, ask)
 
     def rotate(self, buffers: Any = None) -> list[dict[str, Any]]:
         buffers = self.take() if buffers is None else buffers
         entries = super().rotate(buffers)
         now = time.time()
-        self.durable += [now - ts / 1000 for b in buffers.values() for ts in b.ts]
+        for b in buffers.values():
+            for ts in b.ts:
+                self.durable.add(now - ts / 1000)
         return entries
 
 
@@ -157,10 +196,17 @@ def latency(args: argparse.Namespace) -> None:
             stream = BarStream(client, engine, StreamOptions(epics=EPICS, reconcile_s=30),
                                quote_files=files, rotate_s=args.rotate)  # fmt: skip
 
+            samples: list[tuple[float, int]] = []
+
             async def run() -> tuple[int, int]:
                 task = asyncio.create_task(stream.run(duration=args.duration))
-                await asyncio.sleep(min(10.0, args.duration / 3))
+                warmup = min(10.0, args.duration / 3) if args.warmup is None else args.warmup
+                await asyncio.sleep(warmup)
                 first = _rss_kib()
+                began = time.monotonic()
+                while not task.done():  # the footprint over the run, once a minute
+                    await asyncio.wait({task}, timeout=60.0)
+                    samples.append((time.monotonic() - began, _rss_kib()))
                 await task
                 return first, _rss_kib()
 
@@ -170,8 +216,8 @@ def latency(args: argparse.Namespace) -> None:
         stop.set()
         process.join(30)
 
-    def pct(values: list[float], q: float) -> float:
-        return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 100 else 0.0
+    def pct(values: _Histogram, q: float) -> float:
+        return values.percentile_ms(q)
 
     print(f"quotes {len(files.handled)} over {args.duration:.0f} s "
           f"({len(files.handled) / args.duration:,.0f}/s, 40 epics)")  # fmt: skip
@@ -179,6 +225,9 @@ def latency(args: argparse.Namespace) -> None:
     print(f"send → handled: p50 {pct(handled, 50):7.1f} ms   p99 {pct(handled, 99):7.1f} ms")
     print(f"send → durable: p50 {pct(durable, 50):7.1f} ms   p99 {pct(durable, 99):7.1f} ms"
           f"   (Parquet rotation every {args.rotate} s)")  # fmt: skip
+    if len(samples) > 2:
+        trace = "  ".join(f"{t / 60:.0f}m:{kib / 1024:.1f}" for t, kib in samples)
+        print(f"client RSS (MiB) by minute: {trace}")
     growth = (last - first) / first * 100 if first else 0.0
     print(f"client RSS: {first / 1024:.1f} MiB after warm-up → {last / 1024:.1f} MiB at the end "
           f"({growth:+.1f} %, {args.duration:.0f} s run; target < 10 % over 30 min)")  # fmt: skip
@@ -195,9 +244,10 @@ def rest_backfill(args: argparse.Namespace) -> None:
             client.login()
             end = NOW.replace(hour=0)
             window = Window(end - timedelta(days=365), end)
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             report = backfill(client, engine, "BTCUSD", "MINUTE_5", window, now=NOW)
             wall = time.perf_counter() - began
+            cpu = time.process_time() - cpu
             client.close()
             log = httpx.get(url + "/_sim/requests", params={"limit": "100000"}).json()["requests"]
             served = sum(r["ms"] for r in log if r["path"].startswith("/prices/")) / 1000
@@ -210,6 +260,8 @@ def rest_backfill(args: argparse.Namespace) -> None:
           f"ratio {wall / bound:.3f} (target <= 1.05)")  # fmt: skip
     print(f"the simulator spent {served:.2f} s answering /prices (its bar generation): "
           f"ratio to max(bound, that) {wall / max(bound, served):.3f}")  # fmt: skip
+    print(f"the client used {cpu:.2f} s of CPU ({cpu / bound:.3f} of the bound); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -218,6 +270,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quotes", type=int, default=200_000)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--rotate", type=float, default=1.0)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="latency: seconds before the first RSS reading (default 10)",
+    )
     parser.add_argument("--rate", type=float, default=10.0)
     args = parser.parse_args(argv)
     jobs = {"throughput": throughput, "latency": latency, "backfill": rest_backfill}

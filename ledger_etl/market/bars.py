@@ -62,10 +62,12 @@ def _price(value: Any, what: str) -> Decimal:
     return number
 
 
-def _check(ohlc: tuple[Decimal, Decimal, Decimal, Decimal], what: str) -> None:
+def _check(ohlc: tuple[Decimal, Decimal, Decimal, Decimal], *what: object) -> None:
+    """Open and close within low..high; `what` names the bar (joined only for the error)."""
     o, h, l, c = ohlc  # noqa: E741
     if not (l <= o <= h and l <= c <= h):
-        raise BarError(f"{what}: open/close outside low..high ({o}, {h}, {l}, {c})")
+        name = " ".join(str(w() if callable(w) else w) for w in what)
+        raise BarError(f"{name}: open/close outside low..high ({o}, {h}, {l}, {c})")
 
 
 def from_event(payload: dict[str, Any], final: bool) -> BarUpdate:
@@ -80,32 +82,41 @@ def from_event(payload: dict[str, Any], final: bool) -> BarUpdate:
     if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp % 1000:
         raise BarError(f"ohlc event time is not whole epoch seconds in ms: {stamp!r}")
     ohlc = tuple(_price(payload.get(k), f"ohlc {k}") for k in "ohlc")
-    _check(ohlc, f"{epic} {resolution} {stamp}")  # type: ignore[arg-type]
+    _check(ohlc, epic, resolution, stamp)  # type: ignore[arg-type]
     t = datetime.fromtimestamp(stamp // 1000, UTC)
     sides = {"bid": None, "ask": None, side: ohlc}
     return BarUpdate(epic, resolution, bar_type, t, sides["bid"], sides["ask"], "stream", final)
+
+
+_PRICE_NAMES = ("openPrice", "highPrice", "lowPrice", "closePrice")
+
+
+def _rest_side(prices: list[Any], side: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    values = tuple(p[side] for p in prices)
+    # the common case, checked cheaply: four positive finite Decimals from the wire
+    if all(type(v) is Decimal and v.is_finite() and v > 0 for v in values):
+        return values  # type: ignore[return-value]
+    return tuple(  # type: ignore[return-value]
+        _price(v, f"{name} {side}")
+        for v, name in zip(values, ("open", "high", "low", "close"), strict=True)
+    )
 
 
 def from_rest(epic: str, resolution: str, row: dict[str, Any]) -> BarUpdate:
     """A GET /prices row (Decimal floats) → a final two-sided update with volume."""
     try:
         t = datetime.fromisoformat(row["snapshotTimeUTC"]).replace(tzinfo=UTC)
-        sides = {
-            side: tuple(
-                _price(row[f"{name}Price"][side], f"{name} {side}")
-                for name in ("open", "high", "low", "close")
-            )
-            for side in SIDES
-        }
+        prices = [row[name] for name in _PRICE_NAMES]
+        sides = {side: _rest_side(prices, side) for side in SIDES}
     except (KeyError, TypeError, ValueError) as exc:
         raise BarError(f"price row not understood: {exc}") from None
     for side, ohlc in sides.items():
-        _check(ohlc, f"{epic} {resolution} {t.isoformat()} {side}")  # type: ignore[arg-type]
+        _check(ohlc, epic, resolution, t.isoformat, side)
     volume = row.get("lastTradedVolume")
     if not isinstance(volume, int | Decimal) or isinstance(volume, bool):
         volume = None
     return BarUpdate(
-        epic, resolution, "classic", t, sides["bid"], sides["ask"], "rest", True,  # type: ignore[arg-type]
+        epic, resolution, "classic", t, sides["bid"], sides["ask"], "rest", True,
         None if volume is None else int(volume),
     )  # fmt: skip
 

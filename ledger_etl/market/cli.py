@@ -99,7 +99,11 @@ def bars_command(epic: str, resolution: str, start: str, end: str, fmt: str, out
         stored = read_heikin_ashi(engine, epic, resolution, window)
     else:
         stored = read_bars(engine, epic, resolution, window)
-    rows = [_bar_json(r) for r in stored]
+    emit_bars([_bar_json(r) for r in stored], fmt, out)
+
+
+def emit_bars(rows: list[dict[str, Any]], fmt: str, out: Path | None) -> None:
+    """Bars (as `bar_json` gives them) to `out` or standard output in `fmt`."""
     if fmt == "parquet":
         if out is None:
             raise InputError("--format parquet needs --out FILE")
@@ -116,7 +120,7 @@ def bars_command(epic: str, resolution: str, start: str, end: str, fmt: str, out
             import io
 
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, header, lineterminator="\n")
+            writer = csv.DictWriter(buffer, header, lineterminator="\n", extrasaction="ignore")
             writer.writeheader()
             writer.writerows(flat)
             text = buffer.getvalue()
@@ -232,5 +236,9 @@ def _record_health(stream: Any, path: Path) -> None:
 
 
 def register(main: click.Group) -> None:
+    from ledger_etl.market.derive_cli import check_derived_command, derive_command
+
+    prices.add_command(derive_command)
+    prices.add_command(check_derived_command)
     main.add_command(prices)
     main.add_command(stream_command)

@@ -21,6 +21,10 @@ from ledger_etl.market.bars import RESOLUTIONS, BarError, BarUpdate, from_event
 
 log = logging.getLogger("ledger_etl.market.stream")
 SESSION_EXPIRED = "error.invalid.session.token"
+# One decoder for every frame (`json.loads` with an option builds a new one per call); numbers
+# with a fraction or exponent stay their exact text.
+_DECODER = json.JSONDecoder(parse_float=str)
+_decode = _DECODER.raw_decode
 
 
 @dataclass
@@ -60,6 +64,9 @@ def _decimal(value: Any) -> Any:
         except ArithmeticError:
             return value
     return value
+
+
+_NUMBER_TYPES = (str, int)  # a JSON number: its exact text, or an int
 
 
 class _SessionExpired(Exception):
@@ -105,12 +112,42 @@ class FrameHandler:
     def handle(self, text: str | bytes, server_ms: int) -> tuple[str, int]:
         """(kind, server ms of a quote); raises SessionExpired on that error frame."""
         try:
-            frame = json.loads(text, parse_float=str)  # numbers stay exact text
-        except (ValueError, RecursionError):
+            if type(text) is not str:
+                text = bytes(text).decode("utf-8")
+            try:
+                frame, end = _decode(text)
+            except ValueError:
+                end = -1
+            if end != len(text):  # whitespace around the value, or worse: the full check
+                frame = _DECODER.decode(text)
+        except (ValueError, RecursionError, TypeError):
             return self._reject("malformed frame (not JSON)", text)
-        if not isinstance(frame, dict):
+        if type(frame) is not dict:
             return self._reject("frame is not an object", text)
-        destination, payload = frame.get("destination"), frame.get("payload")
+        payload = frame.get("payload")
+        destination = frame.get("destination")
+        if destination == "quote" and type(payload) is dict and frame.get("status") != "ERROR":
+            # the hot path: one quote, checked inline
+            try:
+                stamp, epic = payload["timestamp"], payload["epic"]
+                bid, ask = payload["bid"], payload["ofr"]
+            except KeyError:
+                return self._reject("quote without epic, timestamp, bid or ofr", text)
+            if (
+                type(stamp) is not int
+                or type(epic) is not str
+                or type(bid) not in _NUMBER_TYPES
+                or type(ask) not in _NUMBER_TYPES
+            ):
+                return self._reject("quote without epic, timestamp, bid or ofr", text)
+            self.status.quotes += 1
+            add = self._on_quote
+            if add is not None:
+                if type(bid) is str and type(ask) is str:
+                    add(epic, stamp, bid, ask)
+                else:
+                    add(epic, stamp, str(bid), str(ask))
+            return ("quote", stamp)
         if frame.get("status") == "ERROR":
             code = frame.get("errorCode") or (payload or {}).get("errorCode")
             if code == SESSION_EXPIRED:
@@ -118,8 +155,6 @@ class FrameHandler:
             return self._reject(f"error frame for {destination}: {code}", "")
         if not isinstance(payload, dict):
             return self._reject("frame without a payload object", text)
-        if destination == "quote":
-            return self._quote(payload, text)
         if destination == "ohlc.event":
             return self._event(payload, server_ms, text)
         if isinstance(destination, str) and destination.endswith("subscribe"):
@@ -133,21 +168,6 @@ class FrameHandler:
         self.status.rejected += 1
         log.warning("stream frame rejected: %s (%d bytes)", reason, len(text))
         return ("rejected", 0)
-
-    def _quote(self, payload: dict[str, Any], text: str | bytes) -> tuple[str, int]:
-        stamp, bid, ask = payload.get("timestamp"), payload.get("bid"), payload.get("ofr")
-        epic = payload.get("epic")
-        if (
-            type(stamp) is not int
-            or type(epic) is not str
-            or type(bid) not in (str, int)
-            or type(ask) not in (str, int)
-        ):
-            return self._reject("quote without epic, timestamp, bid or ofr", text)
-        self.status.quotes += 1
-        if self._on_quote is not None:
-            self._on_quote(epic, stamp, str(bid), str(ask))
-        return ("quote", stamp)
 
     def _event(self, payload: dict[str, Any], server_ms: int, text: str | bytes) -> tuple[str, int]:
         stamp, resolution = payload.get("t"), payload.get("resolution")
@@ -176,13 +196,3 @@ class FrameHandler:
         if final:
             del self._pending[update.key]
         return ("event", 0)
-
-
-def _decimal(value: Any) -> Any:
-    """A JSON number kept as text (or an int) → Decimal; anything else is left for the check."""
-    if isinstance(value, str):
-        try:
-            return Decimal(value)
-        except ArithmeticError:
-            return value
-    return value

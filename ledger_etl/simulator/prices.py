@@ -19,12 +19,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from ledger_etl.simulator.errors import ApiError
-from ledger_etl.simulator.wire import format_request_datetime, parse_request_datetime
+from ledger_etl.simulator.minute_bars import MinuteCache
+from ledger_etl.simulator.wire import parse_request_datetime
 
 DAY = 86_400
 WEEK = 7 * DAY
@@ -209,6 +210,7 @@ class PriceSeries:
             (period, band * share, derive_key(seed, epic, "octave", period), {})
             for period, share in _OCTAVES
         )
+        self._minutes = MinuteCache(self)
 
     def raw_mid_ticks(self, t: int) -> int:
         """The path at second `t`, ignoring opening hours."""
@@ -252,7 +254,36 @@ class PriceSeries:
         return ticks / self.scale
 
     def bar(self, start: int, seconds: int, now: int) -> Bar | None:
-        """The bar opening at `start`, cut at `now` if still in progress; None if never open."""
+        """The bar opening at `start`, cut at `now` if still in progress; None if never open.
+
+        A bar of whole minutes is the aggregate of its minutes (see `minute_bars`): the closed
+        ones from the day cache, the one in progress sampled as it stands at `now`."""
+        if start % 60 or seconds % 60:
+            return self.sampled_bar(start, seconds, now)
+        end = min(start + seconds, now + 1)
+        if end == start + seconds and DAY % seconds == 0:  # closed: the day's table has it
+            closed = self._minutes.closed_bar(start, seconds)
+            return None if closed is None else Bar(start, *closed)
+        whole = start + max(0, end - start) // 60 * 60
+        parts = []
+        if whole > start:
+            parts.append(self._minutes.aggregate(start, whole))
+        if whole < end:
+            forming = self.sampled_bar(whole, 60, now)
+            if forming is not None:
+                parts.append((forming.open, forming.high, forming.low, forming.close,
+                              forming.volume))  # fmt: skip
+        found = [p for p in parts if p is not None]
+        if not found:
+            return None
+        return Bar(
+            start, found[0][0], max(p[1] for p in found), min(p[2] for p in found),
+            found[-1][3], sum(p[4] for p in found),
+        )  # fmt: skip
+
+    def sampled_bar(self, start: int, seconds: int, now: int) -> Bar | None:
+        """The bar at `start` from its first and last open second and up to `_MAX_SAMPLES`
+        interior samples: exactly a MINUTE bar; a bar of a minute's parts, or in progress."""
         spans = self.hours.spans(start, min(start + seconds, now + 1))
         if not spans:
             return None
@@ -379,22 +410,35 @@ def select_bars(series: PriceSeries, query: PriceQuery, now: int) -> list[Bar]:
     return bars
 
 
-def _side(series: PriceSeries, mid: int) -> dict[str, float]:
-    return {
-        "bid": series.to_float(series.bid_ticks(mid)),
-        "ask": series.to_float(series.ask_ticks(mid)),
-    }
+_DAY_TEXT: dict[int, str] = {}
+
+
+def _stamp(t: int) -> str:
+    """`format_request_datetime` of epoch second `t`, without a datetime per call (a year of
+    bars is a hundred thousand of them)."""
+    day, second = divmod(t, DAY)
+    prefix = _DAY_TEXT.get(day)
+    if prefix is None:
+        if len(_DAY_TEXT) > 10_000:
+            _DAY_TEXT.clear()
+        prefix = _DAY_TEXT[day] = datetime.fromtimestamp(day * DAY, UTC).strftime("%Y-%m-%dT")
+    hour, rest = divmod(second, 3_600)
+    return f"{prefix}{hour:02d}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def render_bar(series: PriceSeries, bar: Bar, offset_hours: int) -> dict[str, Any]:
-    opened = datetime.fromtimestamp(bar.start, UTC)
+    low, spread, scale = series.half_spread_ticks, series.spread_ticks, series.scale
+
+    def side(mid: int) -> dict[str, float]:  # exactly to_float(bid_ticks / ask_ticks)
+        return {"bid": (mid - low) / scale, "ask": (mid - low + spread) / scale}
+
     return {
-        "snapshotTime": format_request_datetime(opened + timedelta(hours=offset_hours)),
-        "snapshotTimeUTC": format_request_datetime(opened),
-        "openPrice": _side(series, bar.open),
-        "closePrice": _side(series, bar.close),
-        "highPrice": _side(series, bar.high),
-        "lowPrice": _side(series, bar.low),
+        "snapshotTime": _stamp(bar.start + offset_hours * 3_600),
+        "snapshotTimeUTC": _stamp(bar.start),
+        "openPrice": side(bar.open),
+        "closePrice": side(bar.close),
+        "highPrice": side(bar.high),
+        "lowPrice": side(bar.low),
         "lastTradedVolume": bar.volume,
     }
 

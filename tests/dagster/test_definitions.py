@@ -52,6 +52,7 @@ def test_definitions_load() -> None:
         "lifecycle_ties_out",
         "bars_complete",
         "stream_healthy",
+        "bars_match_derived",
         "sentiment_poll_complete",
     }
     assert {s.name for s in repo.schedule_defs} == {

@@ -1,4 +1,5 @@
-"""`bars_complete` (per day x epic) and `stream_healthy` (what `ledger-etl stream` records)."""
+"""`bars_complete` and `bars_match_derived` (per day x epic), and `stream_healthy` (what
+`ledger-etl stream` records)."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from ledger_etl.defs.market.assets import RESOLUTION, day_epics, day_window, pri
 from ledger_etl.defs.resources import LedgerResource
 from ledger_etl.intervals import Window
 from ledger_etl.market.bars import bar_gaps, read_bars
+from ledger_etl.market.derive import Comparison, compare_derived
 from ledger_etl.settings import stream_health_path
 
 MAX_MESSAGE_AGE_S = 120.0
@@ -79,4 +81,38 @@ def stream_healthy(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResul
     )  # fmt: skip
 
 
-CHECKS = [bars_complete, stream_healthy]
+# Resolutions whose bars fit in a day partition; WEEK bars are checked with the CLI.
+DERIVED_CHECKED = ("MINUTE_5", "MINUTE_15", "MINUTE_30", "HOUR", "HOUR_4", "DAY")
+
+
+@dg.asset_check(
+    asset=price_bars,
+    blocking=False,
+    description="Bars derived from the stored MINUTE bars equal the broker's stored bars of "
+    "larger resolutions wherever both exist.",
+)
+def bars_match_derived(
+    context: dg.AssetCheckExecutionContext, ledger: LedgerResource
+) -> dg.AssetCheckResult:
+    total, per = Comparison(), {}
+    for day, epic in day_epics(context):
+        for resolution in DERIVED_CHECKED:
+            result = compare_derived(ledger.engine(), epic, resolution, day_window(day), RESOLUTION)
+            total.add(result)
+            if result.compared or result.mismatches:
+                per[f"{day}|{epic}|{resolution}"] = {
+                    "compared": result.compared,
+                    "mismatches": len(result.mismatches),
+                }
+    return dg.AssetCheckResult(
+        passed=total.matched,
+        metadata={
+            "compared": total.compared,
+            "broker_only": total.broker_only,
+            "mismatches": dg.MetadataValue.json([m.as_dict() for m in total.mismatches[:50]]),
+            "per_resolution": dg.MetadataValue.json(per),
+        },
+    )
+
+
+CHECKS = [bars_complete, stream_healthy, bars_match_derived]
