@@ -142,7 +142,8 @@ def test_materialize_one_month_of_one_account_from_the_asset_graph(
         raise
     # Only what was asked for ran: no other account, no other month.
     exports = webserver["exports"]
-    assert [p.relative_to(exports) for p in exports.glob("*/*/v*")] == [Path(account, MONTH, "v1")]
+    versions = [p.relative_to(exports) for p in exports.glob("*/*/v*") if p.is_dir()]
+    assert versions == [Path(account, MONTH, "v1")]
 
 
 def _launch_from_the_asset_graph(page, url: str, account: str) -> None:
