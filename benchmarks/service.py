@@ -38,6 +38,10 @@ from ledger_etl.statements.paths import parse_month
 
 CLIENTS = 50
 RSS_TARGET_MB = 200
+# Seconds an idle kept-alive connection stays open (uvicorn's default is 5): on a loaded machine
+# a client can take longer than that to send its next request, and a connection the server
+# closes just as the client reuses it fails the run with a ReadError.
+KEEP_ALIVE = 120
 
 
 def _month_inputs(account: str, month: str, entries: int) -> StatementInputs:
@@ -83,7 +87,7 @@ def _run_service(db_url: str, export_root: str, port: int) -> None:
     logging.disable(logging.INFO)
     config = ServiceConfig(make_engine(db_url), Path(export_root), limiter=FailureLimiter(10**6))
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)  # fmt: skip
+                access_log=False, timeout_keep_alive=KEEP_ALIVE)  # fmt: skip
 
 
 def _run_file_server(path: str, port: int) -> None:
@@ -96,7 +100,8 @@ def _run_file_server(path: str, port: int) -> None:
         return FileResponse(path)
 
     app = Starlette(routes=[Route("/file", file)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                timeout_keep_alive=KEEP_ALIVE)  # fmt: skip
 
 
 def _start(target: object, *args: object) -> tuple[multiprocessing.Process, str]:

@@ -22,6 +22,7 @@ from ledger_etl.ledger.schema import MoneySum
 from ledger_etl.settings import sqlite_busy_timeout
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+READS_ONLY = "ledger_reads_only"  # execution option of `reader_engine`
 SQLITE_AUTOCHECKPOINT = 1000  # pages: SQLite's default, kept for every other writer
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,19 @@ def _sqlite_setup(engine: Engine, busy_timeout: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader's connection (see `reader_engine`) takes no lock: in WAL mode it reads its
+        # snapshot while one writer goes on, instead of queueing behind every other writer.
+        if connection.get_execution_options().get(READS_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader_engine(engine: Engine) -> Engine:
+    """The same engine and pool for code that only reads: on SQLite its transactions begin
+    deferred (no write lock), so concurrent readers never wait for each other or for a writer.
+    A write through it could meet a busy database without waiting: write through `engine`."""
+    return engine.execution_options(**{READS_ONLY: True})
 
 
 @contextmanager

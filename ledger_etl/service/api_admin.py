@@ -23,5 +23,5 @@ def audit(
 ) -> dict[str, Any]:
     """Audit rows, newest first; `before` (an id) pages back."""
     require_role(request, user, "admin")
-    rows = list_reads(request.app.state.service.engine, user=who, limit=limit, before_id=before)
+    rows = list_reads(request.app.state.service.reads, user=who, limit=limit, before_id=before)
     return {"reads": rows, "next_before": rows[-1]["id"] if len(rows) == limit else None}

@@ -55,7 +55,7 @@ def hashed(request: Request, chunks: Iterable[bytes]) -> Iterator[bytes]:
 def export_response(request: Request, flt: queries.EntryFilter, fmt: str) -> Response:
     """A CSV or JSON export streamed from the database, or an XLSX workbook spooled to a
     temporary file (a zip cannot be written forwards only) and then streamed."""
-    engine = request.app.state.service.engine
+    engine = request.app.state.service.reads
     name = f"ledger_{flt.account_id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
@@ -108,7 +108,7 @@ async def entries(
     flt = entry_filter(request, user, account, start, end, type)
     if format != "json":
         return await run_in_threadpool(export_response, request, flt, format)
-    engine = request.app.state.service.engine
+    engine = request.app.state.service.reads
     try:
         rows, nxt = await run_in_threadpool(queries.page, engine, flt, cursor, limit)
     except queries.QueryError as exc:

@@ -65,7 +65,7 @@ async def bars(
     window = bar_window(request, start, end)
     if (window.end - window.start).total_seconds() / RESOLUTIONS[resolution] > MAX_BARS:
         raise bad_request(request, f"from/to: more than {MAX_BARS} {resolution} bars; narrow it")
-    engine = request.app.state.service.engine
+    engine = request.app.state.service.reads
     read = read_heikin_ashi if bar_type == "heikin-ashi" else read_bars
     rows = await run_in_threadpool(read, engine, epic, resolution, window)
     return [bar_json(r) for r in rows]

@@ -13,11 +13,10 @@ from ledger_etl.service.auth import NotFound, bearer_user, note, scoped_account
 from ledger_etl.service.reading import (
     TamperedFile,
     VerifiedFile,
-    account_listings,
+    published_accounts,
     read_published,
     statement_detail,
     stream_verified,
-    version_listing,
     visible_accounts,
 )
 from ledger_etl.service.users import User
@@ -52,7 +51,7 @@ def accounts(request: Request, user: UserDep) -> dict[str, Any]:
     """The accounts in the caller's scope that have statements or ledger entries."""
     service = service_of(request)
     reader = service.reader
-    found = visible_accounts(reader, service.engine, user)
+    found = visible_accounts(reader, service.reads, user)
     return {"accounts": [{"account_id": a, "months": reader.months(a)} for a in found]}
 
 
@@ -69,16 +68,16 @@ def statements(
     if account is not None:
         accounts_ = [scoped_account(request, user, account)]
     else:
-        accounts_ = visible_accounts(reader, service.engine, user)
+        accounts_ = published_accounts(reader, user)
     label = month_or_404(request, month) if month is not None else None
     items = []
-    for acc in accounts_:
+    for acc in accounts_:  # each month read again only when its files changed (listing.py)
         if label is None:
-            items += account_listings(reader, acc)
+            items += service.listings.account(reader, acc)
             continue
-        versions = reader.versions(acc, label)
-        if versions:
-            items.append(version_listing(reader, acc, label, versions))
+        listing = service.listings.month(reader, acc, label)
+        if listing is not None:
+            items.append(listing)
     # Plain JSON already: answered as it is, without FastAPI's slower generic encoder.
     return JSONResponse({"statements": items})
 

@@ -60,7 +60,7 @@ async def exposure(
     poll at or before `at` (default: the latest); the contract of `ledger-etl exposure
     --format json`, amounts as exact decimal strings."""
     acc, instant = trading_request(request, user, account, at)
-    engine = request.app.state.service.engine
+    engine = request.app.state.service.reads
     try:
         found = await run_in_threadpool(exposure_at, engine, acc, instant)
     except NoSnapshotError as exc:
@@ -79,7 +79,7 @@ async def orders(
     """Working orders as of the latest complete poll at or before `at`, with their lifecycle
     state, optionally only those in `state`; the contract of `ledger-etl orders --format json`."""
     acc, instant = trading_request(request, user, account, at)
-    engine = request.app.state.service.engine
+    engine = request.app.state.service.reads
     try:
         return await run_in_threadpool(orders_json, engine, acc, instant, state)
     except NoSnapshotError as exc:

@@ -8,6 +8,7 @@ No CORS middleware is installed: browsers on other origins get no access.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger_etl import __version__
+from ledger_etl.ledger.db import reader_engine
 from ledger_etl.service import (
     api_admin,
     api_ledger,
@@ -35,8 +36,9 @@ from ledger_etl.service import (
     pages,
     pages_trading,
 )
-from ledger_etl.service.audit import ReadRecord, record_read
+from ledger_etl.service.audit import AuditWriter, ReadRecord
 from ledger_etl.service.auth import FailureLimiter
+from ledger_etl.service.listing import ListingCache
 from ledger_etl.service.users import TOKEN_PREFIX
 from ledger_etl.statements.published import PublishedStatements
 
@@ -63,6 +65,15 @@ class ServiceConfig:
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     secure_cookies: bool = False  # set behind TLS: cookies then carry `Secure`
+    listings: ListingCache = field(default_factory=ListingCache, repr=False)
+    reads: Engine = field(init=False, repr=False)
+    audit: AuditWriter = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every query the service makes reads, except the audit rows (written through
+        # `engine`): its reads take no write lock on SQLite.
+        self.reads = reader_engine(self.engine)
+        self.audit = AuditWriter(self.engine)
 
     @property
     def reader(self) -> PublishedStatements:
@@ -200,7 +211,8 @@ class AuditMiddleware:
             nonlocal recorded
             if not recorded:
                 recorded = True
-                await anyio.to_thread.run_sync(self._record, scope, state, status["code"])
+                row = self._read_record(scope, state, status["code"])
+                await asyncio.wrap_future(self.config.audit.submit(row))
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -216,7 +228,8 @@ class AuditMiddleware:
         finally:
             await record()
 
-    def _record(self, scope: Scope, state: dict[str, Any], code: int) -> None:
+    @staticmethod
+    def _read_record(scope: Scope, state: dict[str, Any], code: int) -> ReadRecord:
         audit = state.get("audit") or {}
         user = state.get("user")
         # The path as sent (still percent-encoded): a NUL or a control character in it stays
@@ -227,17 +240,14 @@ class AuditMiddleware:
         shown = "".join(c if c.isprintable() else f"%{ord(c):02X}" for c in shown)
         client = scope.get("client")
         outcome = audit.get("outcome") or ("served" if code < 400 else f"http_{code}")
-        record_read(
-            self.config.engine,
-            ReadRecord(
-                user_name=user.name if user is not None else None,
-                client=client[0] if client else "unknown",
-                method=scope.get("method", "GET"),
-                path=redact_query(shown),
-                status=code,
-                outcome=str(outcome),
-                account_id=audit.get("account_id"),
-                sha256=audit.get("sha256") if code < 400 else None,
-                detail=audit.get("detail"),
-            ),
+        return ReadRecord(
+            user_name=user.name if user is not None else None,
+            client=client[0] if client else "unknown",
+            method=scope.get("method", "GET"),
+            path=redact_query(shown),
+            status=code,
+            outcome=str(outcome),
+            account_id=audit.get("account_id"),
+            sha256=audit.get("sha256") if code < 400 else None,
+            detail=audit.get("detail"),
         )

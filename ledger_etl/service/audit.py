@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,8 +40,9 @@ class ReadRecord:
     detail: str | None = None
 
 
-def record_read(engine: Engine, record: ReadRecord, at: datetime | None = None) -> None:
-    row = {
+def audit_row(record: ReadRecord, at: datetime | None = None) -> dict[str, Any]:
+    """The `read_audit` row of a read (values cut to their columns' sizes)."""
+    return {
         "at": at or datetime.now(UTC),
         "user_name": record.user_name,
         "client": record.client[:64],
@@ -50,8 +54,73 @@ def record_read(engine: Engine, record: ReadRecord, at: datetime | None = None) 
         "sha256": record.sha256,
         "detail": _printable(record.detail[:2000]) if record.detail else None,
     }
+
+
+def record_read(engine: Engine, record: ReadRecord, at: datetime | None = None) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(s.read_audit).values(**row))
+        conn.execute(insert(s.read_audit).values(**audit_row(record, at)))
+
+
+class AuditWriter:
+    """Audit rows written by one thread, as many to a transaction as are waiting.
+
+    A row per request, each in its own transaction from its own thread, makes every request
+    queue for the database's write lock (on SQLite one writer at a time, the others sleeping in
+    its busy handler): under many concurrent readers that queue is most of a request's time.
+    Here a request hands its row over and waits until the transaction holding it commits;
+    rows that arrive meanwhile go together into the next one. The thread stops when idle and
+    starts again with the next row. A batch that fails is written again row by row, so a bad
+    row fails its own request alone.
+    """
+
+    def __init__(self, engine: Engine, max_batch: int = 500, idle_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.idle_seconds = idle_seconds
+        self._queue: queue.SimpleQueue[tuple[dict[str, Any], Future[None]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, record: ReadRecord, at: datetime | None = None) -> Future[None]:
+        """Queue the row; the future is done once it is committed (or has failed)."""
+        done: Future[None] = Future()
+        with self._lock:
+            self._queue.put((audit_row(record, at), done))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="read-audit", daemon=True)
+                self._thread.start()
+        return done
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = [self._queue.get(timeout=self.idle_seconds)]
+            except queue.Empty:
+                with self._lock:  # a row queued from now on starts a new thread
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(s.read_audit), [row for row, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for item in batch:
+                self._write([item])
+            return
+        for _, done in batch:
+            done.set_result(None)
 
 
 def _printable(text: str) -> str:

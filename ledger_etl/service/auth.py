@@ -80,7 +80,7 @@ def authenticate_token(request: Request, token: str | None) -> User:
     if wait is not None:
         note(request, outcome="rate_limited")
         raise HTTPException(429, "too many failed authentications", {"Retry-After": str(wait)})
-    user = user_for_token(service.engine, token) if token else None
+    user = user_for_token(service.reads, token) if token else None
     if user is None:
         service.limiter.fail(client)
         note(request, outcome="unauthenticated")

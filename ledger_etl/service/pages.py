@@ -114,8 +114,7 @@ def home(request: Request) -> HTMLResponse:
     service = request.app.state.service
     reader = service.reader
     accounts = [
-        {"id": a, "months": reader.months(a)}
-        for a in visible_accounts(reader, service.engine, user)
+        {"id": a, "months": reader.months(a)} for a in visible_accounts(reader, service.reads, user)
     ]
     return render(request, "home.html", accounts=accounts)
 
@@ -166,7 +165,7 @@ def ledger_page(
 ) -> HTMLResponse:
     user = page_user(request)
     service = request.app.state.service
-    accounts = visible_accounts(service.reader, service.engine, user)
+    accounts = visible_accounts(service.reader, service.reads, user)
     context: dict[str, Any] = {
         "accounts": accounts, "account": account, "start": start, "end": end, "types": types,
         "rows": None, "error": None, "next": None, "export": None,
@@ -179,7 +178,7 @@ def ledger_page(
         return not_found_page(request)
     try:
         flt = queries.make_filter(acc, start or None, end or None, types or None)
-        rows, nxt = queries.page(service.engine, flt, cursor or None, 100)
+        rows, nxt = queries.page(service.reads, flt, cursor or None, 100)
     except queries.QueryError as exc:
         context["error"] = str(exc)
         return render(request, "ledger.html", 400, **context)

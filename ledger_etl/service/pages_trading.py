@@ -43,7 +43,7 @@ def exposure_page(request: Request, account: str = "", at: str = "") -> HTMLResp
     if user.role not in TRADING_ROLES:
         note(request, outcome="forbidden")
         return render(request, "error.html", 403, message="Exposure needs the risk or admin role.")
-    engine = request.app.state.service.engine
+    engine = request.app.state.service.reads
     context: dict[str, Any] = {
         "accounts": polled_accounts(engine, user), "account": account, "at": at,
         "report": None, "error": None, "columns": POSITION_COLUMNS,

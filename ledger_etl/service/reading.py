@@ -57,6 +57,12 @@ def visible_accounts(reader: PublishedStatements, engine: Engine, user: User) ->
     return sorted(a for a in known if user.may_read(a))
 
 
+def published_accounts(reader: PublishedStatements, user: User) -> list[str]:
+    """Accounts with a folder in the export tree that the user may read: the only ones that can
+    have statements (the ledger's other accounts need no database query to be left out)."""
+    return [a for a in reader.accounts() if a != ALERTS_DIR and user.may_read(a)]
+
+
 # Parsed manifests by file identity (device, inode, size, mtime): a published manifest never
 # changes in place, and one edited or replaced by hand has a new identity, so it is read again.
 _MANIFESTS: dict[Path, tuple[tuple[int, int, int, int], dict[str, Any]]] = {}
@@ -114,16 +120,6 @@ def version_listing(
         "totals": current.get("totals"),
         "versions": items,
     }
-
-
-def account_listings(reader: PublishedStatements, account: str) -> list[dict[str, Any]]:
-    """Every published month of an account, each scanned once."""
-    out = []
-    for month in month_names(reader, account):
-        versions = reader.versions(account, month)
-        if versions:
-            out.append(version_listing(reader, account, month, versions))
-    return out
 
 
 def month_names(reader: PublishedStatements, account: str) -> list[str]:

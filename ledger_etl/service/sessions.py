@@ -74,7 +74,7 @@ def session_user(request: Request) -> User | None:
     payload = session_payload(request)
     if payload is None:
         return None
-    user = active_user(request.app.state.service.engine, str(payload["u"]), str(payload["h"]))
+    user = active_user(request.app.state.service.reads, str(payload["u"]), str(payload["h"]))
     if user is not None:
         request.state.user = user
     return user
