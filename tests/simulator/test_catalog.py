@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import json
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -638,28 +637,3 @@ def test_market_item_covers_the_position_and_order_market_blocks(md: MarketData)
     for block in blocks:
         ours = json.loads(json.dumps(md.market_item(block["epic"], VENDOR_NOW)))
         assert structure_problems(block, ours) == []
-
-
-# -- speed (figures only, never asserted) -----------------------------------------------------
-
-
-def test_speed_figures(md: MarketData) -> None:
-    calls, start = 100_000, time.perf_counter()
-    for k in range(calls):
-        md.mid("GOLD", WEDNESDAY + timedelta(seconds=k))
-    rate = calls / (time.perf_counter() - start)
-    timings = {}
-    for label, args in {
-        "1000 DAY bars": ("GOLD", "DAY", "1000", None, None, WEDNESDAY),
-        "1000 MINUTE bars": ("BTCUSD", "MINUTE", "1000", None, None, WEDNESDAY),
-    }.items():
-        start = time.perf_counter()
-        md.prices(*args)
-        timings[label] = time.perf_counter() - start
-    start = time.perf_counter()
-    md.search_markets(None, None, WEDNESDAY)
-    timings["all markets"] = time.perf_counter() - start
-    print(
-        f"\nmid: {rate:,.0f} calls/s; "
-        + "; ".join(f"{k}: {v * 1000:.1f} ms" for k, v in timings.items())
-    )
