@@ -9,6 +9,11 @@ shows the variable, never its value (a RabbitMQ URL carries a password).
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 
 from ledger_etl.settings import scale_settings
@@ -20,6 +25,11 @@ LOGIN_VARIABLE = "LEDGER_LOGIN"
 # The run tag the PostgreSQL profile's `tag_concurrency_limits` counts: one run per login.
 LOGIN_TAG = "ledger_etl/login"
 DEFAULT_LOGIN = "default"
+# The Dagster pool of the API steps of one login: one step at a time per login, across runs and
+# Celery workers. The single login keeps the name it always had; each login of a credentials
+# file gets `capital_api/<login>`, so logins run side by side, each at its own rate.
+API_POOL = "capital_api"
+_LONGEST_WAIT = 2.0
 IN_PROCESS = ("", "default", "multiprocess")
 
 
@@ -68,3 +78,60 @@ def executor_from_environment(
     if env[BACKEND_VARIABLE]:
         config["backend"] = {"env": BACKEND_VARIABLE}
     return celery_executor.configured(config, name="celery")
+
+
+def login_pool(login: str | None) -> str:
+    """The concurrency pool of `login`'s API steps (None: the single login)."""
+    return API_POOL if login is None else f"{API_POOL}/{login}"
+
+
+def ensure_login_pool(instance: dg.DagsterInstance, login: str | None) -> bool:
+    """Give `login`'s pool the instance's default limit unless it has one; True when the pool
+    is limited. Discovery calls this for every login, so runs seldom race to create it (on
+    PostgreSQL the loser of that race gets an error, and then finds the winner's row)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return False
+    pool = login_pool(login)
+    if pool in storage.get_concurrency_keys():
+        return True
+    try:
+        storage.initialize_concurrency_limit_to_default(pool)
+    except Exception as error:  # another process created it first: looked up below
+        logging.getLogger(__name__).debug("pool %s: %s", pool, error)
+    return pool in storage.get_concurrency_keys()
+
+
+@contextmanager
+def login_slot(context: dg.AssetExecutionContext, login: str | None) -> Iterator[None]:
+    """Hold a slot of `login`'s pool (Dagster's own concurrency slots, in the instance's
+    storage) while the body runs; wait while another step of the login holds it.
+
+    A pool is a fixed name per asset in Dagster, and the assets serve every login, so the slot
+    is claimed here, per login, with the same storage calls Dagster's executor makes. A pool
+    with no limit (no `pools.default_limit`, none set) lets every step through. The daemon
+    frees the slots of a run that died with its worker.
+    """
+    storage = context.instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        yield
+        return
+    pool = login_pool(login)
+    if not ensure_login_pool(context.instance, login):
+        yield  # a pool without a limit
+        return
+    run_id = context.run.run_id
+    step_key = context.op_execution_context.get_step_execution_context().step.key
+    try:
+        waited = False
+        while True:
+            status = storage.claim_concurrency_slot(pool, run_id, step_key)
+            if status.is_claimed:
+                break
+            if not waited:
+                context.log.info(f"waiting for a slot of pool {pool}")
+                waited = True
+            time.sleep(min(status.sleep_interval or 0.5, _LONGEST_WAIT))
+        yield
+    finally:
+        storage.free_concurrency_slot_for_step(run_id, step_key)
