@@ -16,7 +16,8 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from ledger_etl.settings import scale_settings
+from ledger_etl.logins import split_account_key
+from ledger_etl.settings import credentials_file, scale_settings
 
 EXECUTOR_VARIABLE = "LEDGER_EXECUTOR"
 BROKER_VARIABLE = "LEDGER_CELERY_BROKER"
@@ -43,8 +44,18 @@ def login_name(environ: dict[str, str] | None = None) -> str:
 
 
 def login_tags(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Tags every history run carries, so the run queue can limit runs per login."""
+    """Tags every history run of the single login carries, so the run queue can limit runs per
+    login. With a credentials file (several logins) each run's login comes from its partition
+    instead (`account_login_tags`, and the PostgreSQL profile's run queue, `run_queue.py`)."""
+    if credentials_file(environ) is not None:
+        return {}
     return {LOGIN_TAG: login_name(environ)}
+
+
+def account_login_tags(account_key: str) -> dict[str, str]:
+    """The login tag of a run of `account_key` (`<login>/<accountId>`); none for a bare id."""
+    login = split_account_key(account_key)[0]
+    return {} if login is None else {LOGIN_TAG: login}
 
 
 def executor_from_environment(

@@ -15,6 +15,8 @@ from ledger_etl.defs.history.checks import CHECKS
 from ledger_etl.defs.history.discovery import list_login_accounts
 from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
+from ledger_etl.defs.run_queue import LoginQueuedRunCoordinator, login_of_run, tag_with_login
+from ledger_etl.defs.scale import LOGIN_TAG
 from ledger_etl.simulator import Clock, SimulatorConfig, WorldConfig
 from ledger_etl.simulator.fleet import FleetServer, busiest_second
 from tests.conftest import STREAM_WORLD_START, TEST_NOW, database_url_of
@@ -175,3 +177,36 @@ def test_a_refused_login_fails_its_own_partitions_only(
     start, end = datetime(2025, 11, 1, tzinfo=UTC), datetime(2025, 12, 1, tzinfo=UTC)
     assert ledger_amounts(ledger_engine, beta.split("/")[1], start, end) == {}
     assert ledger_amounts(ledger_engine, acme.split("/")[1], start, end)
+
+
+def test_login_of_a_run_from_its_partition_tags() -> None:
+    assert login_of_run({"dagster/partition/account": "acme/123"}) == "acme"
+    assert login_of_run({"dagster/partition": "beta/9|2025-10"}) == "beta"
+    assert login_of_run({"dagster/partition": "123|2025-10"}) is None  # the single login
+    same = {"dagster/asset_partition_range_start": "acme/1|2025-01",
+            "dagster/asset_partition_range_end": "acme/2|2025-03"}  # fmt: skip
+    assert login_of_run(same) == "acme"
+    assert login_of_run({**same, "dagster/asset_partition_range_end": "beta/2|2025-03"}) is None
+    assert login_of_run({}) is None
+
+
+def test_the_run_queue_tags_a_run_with_its_login() -> None:
+    from dagster._core.test_utils import create_run_for_test
+
+    queue = {"module": "ledger_etl.defs.run_queue", "class": "LoginQueuedRunCoordinator"}
+    with dg.instance_for_test(overrides={"run_coordinator": queue}) as instance:
+        assert isinstance(instance.run_coordinator, LoginQueuedRunCoordinator)
+        ui_backfill = create_run_for_test(
+            instance, job_name="__ASSET_JOB", tags={"dagster/partition": "beta/9|2025-10"}
+        )
+        mislabelled = create_run_for_test(
+            instance,
+            job_name="close_month",
+            tags={"dagster/partition/account": "acme/1", LOGIN_TAG: "default"},
+        )
+        single = create_run_for_test(instance, job_name="close_month", tags={"a": "b"})
+        # what the coordinator does before Dagster's queue takes the run
+        for run in (ui_backfill, mislabelled, single):
+            tag_with_login(instance, run)
+        tags = {r.run_id: r.tags.get(LOGIN_TAG) for r in instance.get_runs()}
+        assert tags == {ui_backfill.run_id: "beta", mislabelled.run_id: "acme", single.run_id: None}

@@ -21,7 +21,7 @@ from ledger_etl.defs.history.assets import (
 from ledger_etl.defs.history.discovery import list_login_accounts
 from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
-from ledger_etl.defs.scale import ensure_login_pool, login_tags
+from ledger_etl.defs.scale import account_login_tags, ensure_login_pool, login_tags
 from ledger_etl.logins import split_account_key
 from ledger_etl.monthly import month_key, months_closed_within, previous_month_key
 from ledger_etl.settings import close_schedule
@@ -75,7 +75,7 @@ def monthly_close_schedule(
         dg.RunRequest(
             run_key=f"close-{month}-{account}",
             partition_key=partition_key(month, account),
-            tags={"ledger_etl/trigger": "monthly_close"},
+            tags={"ledger_etl/trigger": "monthly_close", **account_login_tags(account)},
         )
         for account in accounts
     ]
@@ -105,7 +105,7 @@ def daily_sync_schedule(
             run_key=f"daily-{now:%Y-%m-%d}-{account}",
             partition_key=partition_key(month, account),
             run_config=run_config,
-            tags={"ledger_etl/trigger": "daily_sync"},
+            tags={"ledger_etl/trigger": "daily_sync", **account_login_tags(account)},
         )
         for account in accounts
     ]
@@ -131,7 +131,7 @@ def weekly_recheck_schedule(
         dg.RunRequest(
             run_key=f"recheck-{now:%Y-%m-%d}-{month}-{account}",
             partition_key=partition_key(month, account),
-            tags={"ledger_etl/trigger": "weekly_recheck"},
+            tags={"ledger_etl/trigger": "weekly_recheck", **account_login_tags(account)},
         )
         for month in months
         for account in accounts
