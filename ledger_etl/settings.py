@@ -396,12 +396,15 @@ def stream_health_path(env: Mapping[str, str] | None = None) -> Path:
 # LEDGER_CELERY_BROKER   the broker URL (read by Dagster by name; never shown)
 # LEDGER_CELERY_BACKEND  an optional result backend URL (likewise)
 # LEDGER_LOGIN           the login name history runs are tagged with (`default`)
+# LEDGER_CELERY_QUEUE    the Celery queue steps are sent to and workers take them from
+#                        (`dagster`); a deployment sharing a broker with another uses its own
 SCALE_VARIABLES = (
     "LEDGER_EXECUTOR", "LEDGER_CELERY_BROKER", "LEDGER_CELERY_BACKEND", "LEDGER_LOGIN",
+    "LEDGER_CELERY_QUEUE",
 )  # fmt: skip
 
 
 def scale_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The four variables above, stripped ('' when unset)."""
+    """The variables above, stripped ('' when unset)."""
     env = os.environ if env is None else env
     return {name: (env.get(name) or "").strip() for name in SCALE_VARIABLES}

@@ -22,6 +22,7 @@ from ledger_etl.settings import credentials_file, scale_settings
 EXECUTOR_VARIABLE = "LEDGER_EXECUTOR"
 BROKER_VARIABLE = "LEDGER_CELERY_BROKER"
 BACKEND_VARIABLE = "LEDGER_CELERY_BACKEND"
+QUEUE_VARIABLE = "LEDGER_CELERY_QUEUE"
 LOGIN_VARIABLE = "LEDGER_LOGIN"
 # The run tag the PostgreSQL profile's `tag_concurrency_limits` counts: one run per login.
 LOGIN_TAG = "ledger_etl/login"
@@ -88,6 +89,9 @@ def executor_from_environment(
     config: dict[str, object] = {"broker": {"env": BROKER_VARIABLE}}
     if env[BACKEND_VARIABLE]:
         config["backend"] = {"env": BACKEND_VARIABLE}
+    if env[QUEUE_VARIABLE]:
+        # Steps go to this queue; `scripts/workers.sh` starts workers on the same one (-q).
+        config["config_source"] = {"task_default_queue": env[QUEUE_VARIABLE]}
     return celery_executor.configured(config, name="celery")
 
 

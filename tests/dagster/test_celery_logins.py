@@ -98,13 +98,14 @@ def deployment(
     shutil.copy(ROOT / "dagster_home" / "postgres" / "dagster.yaml", home / "dagster.yaml")
     data = tmp_path_factory.mktemp("data")
     credentials, secrets = _credentials(fleet, data)
-    queue = f"q{uuid.uuid4().hex[:8]}"  # a private queue name: no stray worker takes our steps
+    queue = f"q{uuid.uuid4().hex[:8]}"  # our own queue: no other deployment takes our steps
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "LEDGER_"))}
     env.update(
         DAGSTER_HOME=str(home),
         DAGSTER_POSTGRES_URL=_dagster_url(databases["dagster"]),
         LEDGER_EXECUTOR="celery",
         LEDGER_CELERY_BROKER=BROKER,
+        LEDGER_CELERY_QUEUE=queue,
         LEDGER_CREDENTIALS_FILE=str(credentials),
         LEDGER_DATABASE_URL=databases["ledger"],
         LEDGER_EXPORT_DIR=str(data / "exports"),
