@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from ledger_etl.capital.ratelimit import SERVER_WINDOW_GUARD, WINDOW_SECONDS
 from ledger_etl.logins import split_account_key
 from ledger_etl.settings import credentials_file, scale_settings
 
@@ -149,4 +150,8 @@ def login_slot(context: dg.AssetExecutionContext, login: str | None) -> Iterator
             time.sleep(min(status.sleep_interval or 0.5, _LONGEST_WAIT))
         yield
     finally:
+        # The next holder is another process whose pacing knows nothing of this one's last
+        # second of requests: keep the slot until that second has passed (the server counts
+        # any one second, across clients of the key).
+        time.sleep(WINDOW_SECONDS + SERVER_WINDOW_GUARD)
         storage.free_concurrency_slot_for_step(run_id, step_key)

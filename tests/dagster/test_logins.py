@@ -16,7 +16,7 @@ from ledger_etl.defs.history.discovery import list_login_accounts
 from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
 from ledger_etl.defs.run_queue import LoginQueuedRunCoordinator, login_of_run, tag_with_login
-from ledger_etl.defs.scale import LOGIN_TAG
+from ledger_etl.defs.scale import LOGIN_TAG, login_pool, login_slot
 from ledger_etl.simulator import Clock, SimulatorConfig, WorldConfig
 from ledger_etl.simulator.fleet import FleetServer, busiest_second
 from tests.conftest import STREAM_WORLD_START, TEST_NOW, database_url_of
@@ -210,3 +210,51 @@ def test_the_run_queue_tags_a_run_with_its_login() -> None:
             tag_with_login(instance, run)
         tags = {r.run_id: r.tags.get(LOGIN_TAG) for r in instance.get_runs()}
         assert tags == {ui_backfill.run_id: "beta", mislabelled.run_id: "acme", single.run_id: None}
+
+
+class _StepContext:
+    """What `login_slot` reads of a step's context: the instance, the run id and the step key."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, step: str) -> None:
+        import logging
+        from types import SimpleNamespace
+
+        self.instance = instance
+        self.run = SimpleNamespace(run_id=run_id)
+        self.log = logging.getLogger("test_logins")
+        context = SimpleNamespace(step=SimpleNamespace(key=step))
+        self.op_execution_context = SimpleNamespace(get_step_execution_context=lambda: context)
+
+
+@pytest.mark.slow
+def test_a_login_pool_admits_one_step_at_a_time_and_logins_side_by_side() -> None:
+    import threading
+    import time
+
+    pools = {"concurrency": {"pools": {"default_limit": 1}}}
+    spans: dict[str, tuple[float, float]] = {}
+
+    def step(instance: dg.DagsterInstance, name: str, login: str) -> None:
+        with login_slot(_StepContext(instance, f"run-{name}", "raw_transactions"), login):  # type: ignore[arg-type]
+            began = time.monotonic()
+            time.sleep(0.6)
+            spans[name] = (began, time.monotonic())
+
+    with dg.instance_for_test(overrides=pools) as instance:
+        assert instance.event_log_storage.supports_global_concurrency_limits
+        threads = [
+            threading.Thread(target=step, args=(instance, name, login))
+            for name, login in (("a1", "acme"), ("a2", "acme"), ("b1", "beta"))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        first, second = sorted([spans["a1"], spans["a2"]])
+        # acme's second step starts only after the first ended and its last second passed
+        assert second[0] >= first[1] + 1.0
+        # beta's step ran while acme's first held acme's slot
+        assert spans["b1"][0] < first[1] and first[0] < spans["b1"][1]
+        assert {login_pool("acme"), login_pool("beta")} <= set(
+            instance.event_log_storage.get_concurrency_keys()
+        )
