@@ -2,10 +2,10 @@
 
 A simulated deployment: `--logins` logins (default 20), each with `--accounts` accounts (3) and
 its own rate limit (`--rate`, 10 req/s) on one simulator fleet (its own process) that adds
-`--latency` (150 ms) to every answer. `--workers` worker processes (4) share the logins, each
-running its logins side by side (as a Celery worker with that concurrency would), one login's
-months and accounts one after another (its pool allows one API step at a time). Every login
-fetches both history endpoints of `--months` (3) complete months into its own ledger.
+`--latency` (150 ms) to every answer. `--workers` workers (4) share the logins, each running
+its share side by side in child processes (a prefork Celery worker with that concurrency), one
+login's months and accounts one after another (its pool allows one API step at a time). Every
+login fetches both history endpoints of `--months` (3) complete months into its own ledger.
 
 The slowest login cannot finish before its requests / its rate; neither can the deployment:
 
@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -86,16 +85,11 @@ def _login_work(login: Login, months: list[str], rate: float, folder: str) -> tu
     return began, time.time()
 
 
-def _worker(
-    logins: list[Login], months: list[str], rate: float, folder: str
-) -> dict[str, tuple[float, float]]:
-    """A worker process: its logins side by side."""
+def _run_login(login: Login, months: list[str], rate: float, folder: str) -> tuple[float, float]:
+    """A worker's child process running one login (a prefork Celery worker runs each task in
+    a child process: the ledger's schema check is not made for threads)."""
     logging.getLogger("ledger_etl").setLevel(logging.WARNING)
-    if not logins:
-        return {}
-    with ThreadPoolExecutor(len(logins)) as pool:
-        walls = pool.map(lambda x: _login_work(x, months, rate, folder), logins)
-        return dict(zip([x.name for x in logins], walls, strict=True))
+    return _login_work(login, months, rate, folder)
 
 
 def _requests(url: str) -> dict[str, int]:
@@ -158,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             for login in logins:
                 upgrade(make_engine(f"sqlite:///{folder}/{login.name}.sqlite"))
-            shares = [logins[w :: args.workers] for w in range(args.workers)]
-            with spawn.Pool(args.workers) as pool:
-                parts = pool.starmap(_worker, [(s, months, args.rate, folder) for s in shares])
+            per_worker = -(-len(logins) // args.workers)
+            with spawn.Pool(args.workers * per_worker) as pool:
+                ends = pool.starmap(_run_login, [(x, months, args.rate, folder) for x in logins])
         after = _requests(url)
-        spans = {k: v for part in parts for k, v in part.items()}
+        spans = {x.name: span for x, span in zip(logins, ends, strict=True)}
         # From the first login's first request to the last login's end (process start-up,
         # which a running Celery worker does not pay per step, is left out).
         wall = max(e for _, e in spans.values()) - min(b for b, _ in spans.values())
@@ -186,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"deployment                          {args.logins} logins x {args.accounts} accounts x "
         f"{args.months} months ({months[0]}..{months[-1]}), transactions + activity",
-        f"workers                             {args.workers} processes, "
-        f"{-(-args.logins // args.workers)} logins each side by side",
+        f"workers                             {args.workers}, each "
+        f"{-(-args.logins // args.workers)} logins side by side (child processes)",
         f"latency per answer / rate per login {args.latency * 1000:.0f} ms / {args.rate} req/s",
         f"simulator warm-up (not timed)       {warm:.1f} s",
         f"requests, all logins                {total}  ({total / wall:.1f} req/s overall)",

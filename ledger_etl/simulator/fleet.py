@@ -56,11 +56,13 @@ class SimulatorFleet:
         for name, sim in self.simulators.items():
             with sim.stats.lock:
                 stamps = [entry["arrived"] for entry in sim.stats.log]
+                throttled = sim.stats.throttled
             per_second = Counter(int(t) for t in stamps)
             result[name] = {
                 "requests": len(stamps),
                 "per_second": {str(k): v for k, v in sorted(per_second.items())},
                 "busiest_second": busiest_second(stamps),
+                "throttled": throttled,  # answered 429 by the login's own limit
                 "rate_limit": sim.config.rate_limit_per_second,
             }
         return result

@@ -155,6 +155,12 @@ def _materialize(deployment: dict, account: str, month: str) -> subprocess.Compl
     )  # fmt: skip
 
 
+def _crowded(count: dict) -> dict[str, int]:
+    """The clock seconds with the most requests, for the failure message."""
+    per_second = count["per_second"]
+    return dict(sorted(per_second.items(), key=lambda kv: -kv[1])[:5])
+
+
 def _step_workers(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
     workers = {}
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
@@ -204,7 +210,8 @@ def test_two_logins_backfill_on_two_celery_workers(fleet: FleetServer, deploymen
     counts = httpx.get(fleet.url + "/_sim/requests", timeout=30).json()["logins"]
     for login in GOOD:
         assert counts[login]["requests"] > 100, counts[login]["requests"]
-        assert counts[login]["busiest_second"] <= RATE, (login, counts[login]["busiest_second"])
+        busiest = {k: v for k, v in counts[login].items() if k != "per_second"}
+        assert counts[login]["busiest_second"] <= RATE, (login, busiest, _crowded(counts[login]))
 
     workers: dict[str, str] = {}
     with dg.DagsterInstance.from_config(str(deployment["home"])) as instance:
