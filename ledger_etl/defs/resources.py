@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from ledger_etl.capital.client import CapitalClient
 from ledger_etl.ledger.db import make_engine
+from ledger_etl.logins import Login, find_login, load_logins
 from ledger_etl.settings import (
     DEFAULT_SPLIT_THRESHOLD,
     SIMULATOR_API_KEY,
@@ -47,12 +48,14 @@ CAPITAL_VARIABLES = {
     "encrypted_password": "CAPITAL_ENCRYPTED_PASSWORD",
     "rate_limit": "CAPITAL_RATE_LIMIT",
     "split_threshold": "CAPITAL_SPLIT_THRESHOLD",
+    "credentials_file": "LEDGER_CREDENTIALS_FILE",
 }
 LEDGER_VARIABLES = {"database_url": "LEDGER_DATABASE_URL", "export_dir": "LEDGER_EXPORT_DIR"}
 
 
 class CapitalApiResource(dg.ConfigurableResource):
-    """The Capital.com API (or the bundled simulator when no URL is configured)."""
+    """The Capital.com API (or the bundled simulator when no URL is configured); with a
+    credentials file, each of its logins (`open_client(login=...)`)."""
 
     api_url: str = Field("", description="CAPITAL_API_URL; empty: the bundled simulator")
     api_key: str = Field(SIMULATOR_API_KEY, description="CAPITAL_API_KEY")
@@ -63,22 +66,37 @@ class CapitalApiResource(dg.ConfigurableResource):
     split_threshold: str = Field(
         str(DEFAULT_SPLIT_THRESHOLD), description="CAPITAL_SPLIT_THRESHOLD, rows"
     )
+    credentials_file: str = Field(
+        "", description="LEDGER_CREDENTIALS_FILE; empty: one login, the fields above"
+    )
 
-    def settings(self) -> CapitalSettings:
-        """The validated settings these fields give (a `SettingsError` names the variable)."""
-        return capital_settings(
-            {name: str(getattr(self, attr)) for attr, name in CAPITAL_VARIABLES.items()}
-        )
+    def _values(self) -> dict[str, str]:
+        return {name: str(getattr(self, attr)) for attr, name in CAPITAL_VARIABLES.items()}
+
+    def settings(self, login: str | None = None) -> CapitalSettings:
+        """The validated settings of `login` (of the credentials file), or of the one login
+        these fields give (a `SettingsError` names the variable, or the login and field)."""
+        if login is None:
+            return capital_settings(self._values())
+        # The file names variables; their values are read (by settings.py) from the process.
+        return find_login(self.logins() or [], login).settings()
+
+    def logins(self) -> list[Login] | None:
+        """The credentials file's logins, or None with one login (no file)."""
+        path = self.credentials_file.strip()
+        return load_logins(Path(path).expanduser()) if path else None
 
     @contextmanager
     def open_client(
         self,
         log: logging.Logger | dg.DagsterLogManager | None = None,
         ledger: Engine | None = None,
+        login: str | None = None,
     ) -> Iterator[CapitalClient]:
-        """A client; with no URL, of the bundled simulator serving `ledger`'s world."""
+        """A client of `login` (None: the one login); with no URL, of the bundled simulator
+        serving `ledger`'s world. Each login's client paces itself by its own API key."""
         say = log.info if log is not None else logging.getLogger(__name__).info
-        with open_client(self.settings(), say=say, ledger=ledger) as client:
+        with open_client(self.settings(login), say=say, ledger=ledger) as client:
             yield client
 
 

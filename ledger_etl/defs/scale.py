@@ -9,9 +9,16 @@ shows the variable, never its value (a RabbitMQ URL carries a password).
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 
-from ledger_etl.settings import scale_settings
+from ledger_etl.capital.ratelimit import SERVER_WINDOW_GUARD, WINDOW_SECONDS
+from ledger_etl.logins import split_account_key
+from ledger_etl.settings import credentials_file, scale_settings
 
 EXECUTOR_VARIABLE = "LEDGER_EXECUTOR"
 BROKER_VARIABLE = "LEDGER_CELERY_BROKER"
@@ -22,6 +29,11 @@ LOGIN_VARIABLE = "LEDGER_LOGIN"
 # The run tag the PostgreSQL profile's `tag_concurrency_limits` counts: one run per login.
 LOGIN_TAG = "ledger_etl/login"
 DEFAULT_LOGIN = "default"
+# The Dagster pool of the API steps of one login: one step at a time per login, across runs and
+# Celery workers. The single login keeps the name it always had; each login of a credentials
+# file gets `capital_api/<login>`, so logins run side by side, each at its own rate.
+API_POOL = "capital_api"
+_LONGEST_WAIT = 2.0
 IN_PROCESS = ("", "default", "multiprocess")
 # Celery settings of the run process (the executor) and of the workers (celery_worker.py) alike.
 # A step's task is acknowledged when it has finished, not when a worker takes it (`acks_late`),
@@ -55,8 +67,18 @@ def login_name(environ: dict[str, str] | None = None) -> str:
 
 
 def login_tags(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Tags every history run carries, so the run queue can limit runs per login."""
+    """Tags every history run of the single login carries, so the run queue can limit runs per
+    login. With a credentials file (several logins) each run's login comes from its partition
+    instead (`account_login_tags`, and the PostgreSQL profile's run queue, `run_queue.py`)."""
+    if credentials_file(environ) is not None:
+        return {}
     return {LOGIN_TAG: login_name(environ)}
+
+
+def account_login_tags(account_key: str) -> dict[str, str]:
+    """The login tag of a run of `account_key` (`<login>/<accountId>`); none for a bare id."""
+    login = split_account_key(account_key)[0]
+    return {} if login is None else {LOGIN_TAG: login}
 
 
 def executor_from_environment(
@@ -108,3 +130,64 @@ def worker_app_arguments(environ: dict[str, str] | None = None) -> dict[str, obj
         "backend": env[BACKEND_VARIABLE] or None,
         "config_source": celery_settings(environ),
     }
+
+
+def login_pool(login: str | None) -> str:
+    """The concurrency pool of `login`'s API steps (None: the single login)."""
+    return API_POOL if login is None else f"{API_POOL}/{login}"
+
+
+def ensure_login_pool(instance: dg.DagsterInstance, login: str | None) -> bool:
+    """Give `login`'s pool the instance's default limit unless it has one; True when the pool
+    is limited. Discovery calls this for every login, so runs seldom race to create it (on
+    PostgreSQL the loser of that race gets an error, and then finds the winner's row)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return False
+    pool = login_pool(login)
+    if pool in storage.get_concurrency_keys():
+        return True
+    try:
+        storage.initialize_concurrency_limit_to_default(pool)
+    except Exception as error:  # another process created it first: looked up below
+        logging.getLogger(__name__).debug("pool %s: %s", pool, error)
+    return pool in storage.get_concurrency_keys()
+
+
+@contextmanager
+def login_slot(context: dg.AssetExecutionContext, login: str | None) -> Iterator[None]:
+    """Hold a slot of `login`'s pool (Dagster's own concurrency slots, in the instance's
+    storage) while the body runs; wait while another step of the login holds it.
+
+    A pool is a fixed name per asset in Dagster, and the assets serve every login, so the slot
+    is claimed here, per login, with the same storage calls Dagster's executor makes. A pool
+    with no limit (no `pools.default_limit`, none set) lets every step through. The daemon
+    frees the slots of a run that died with its worker.
+    """
+    storage = context.instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        yield
+        return
+    pool = login_pool(login)
+    if not ensure_login_pool(context.instance, login):
+        yield  # a pool without a limit
+        return
+    run_id = context.run.run_id
+    step_key = context.op_execution_context.get_step_execution_context().step.key
+    try:
+        waited = False
+        while True:
+            status = storage.claim_concurrency_slot(pool, run_id, step_key)
+            if status.is_claimed:
+                break
+            if not waited:
+                context.log.info(f"waiting for a slot of pool {pool}")
+                waited = True
+            time.sleep(min(status.sleep_interval or 0.5, _LONGEST_WAIT))
+        yield
+    finally:
+        # The next holder is another process whose pacing knows nothing of this one's last
+        # second of requests: keep the slot until that second has passed (the server counts
+        # any one second, across clients of the key).
+        time.sleep(WINDOW_SECONDS + SERVER_WINDOW_GUARD)
+        storage.free_concurrency_slot_for_step(run_id, step_key)

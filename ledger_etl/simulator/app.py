@@ -281,8 +281,11 @@ class Simulator:
     def _record(
         self, request: Request, status: int, decision: FaultDecision, started: float
     ) -> None:
+        now = self.clock.timestamp()
         entry = {
-            "t": self.clock.timestamp(),
+            "t": now,
+            # when the request arrived (what the rate limit counts), on the same clock
+            "arrived": now - (time.perf_counter() - started),
             "method": request.method,
             "path": request.path,
             "params": {k: v for k, v in request.params.items() if not k.startswith("_path_")},

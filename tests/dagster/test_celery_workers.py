@@ -89,13 +89,14 @@ def deployment(
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(ROOT / "dagster_home" / "postgres" / "dagster.yaml", home / "dagster.yaml")
     data = tmp_path_factory.mktemp("data")
-    queue = f"q{uuid.uuid4().hex[:8]}"  # a private queue name: no stray worker takes our steps
+    queue = f"q{uuid.uuid4().hex[:8]}"  # our own queue: no other deployment takes our steps
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "LEDGER_"))}
     env.update(
         DAGSTER_HOME=str(home),
         DAGSTER_POSTGRES_URL=_dagster_url(databases["dagster"]),
         LEDGER_EXECUTOR="celery",
         LEDGER_CELERY_BROKER=BROKER,
+        LEDGER_CELERY_QUEUE=queue,
         CAPITAL_API_URL=simulator.url,
         CAPITAL_API_KEY=API_KEY,
         CAPITAL_IDENTIFIER=IDENTIFIER,

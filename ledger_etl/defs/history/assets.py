@@ -9,8 +9,17 @@ from typing import Any
 
 import dagster as dg
 
-from ledger_etl.defs.history.partitions import BACKFILL, MONTH_ACCOUNT, month_accounts
+from ledger_etl.capital.errors import CapitalError
+from ledger_etl.defs.history.partitions import (
+    BACKFILL,
+    MONTH_ACCOUNT,
+    month_accounts,
+    month_login_accounts,
+)
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
+from ledger_etl.defs.scale import API_POOL as API_POOL  # the single login's pool, re-exported
+from ledger_etl.defs.scale import login_slot
+from ledger_etl.errors import InputError
 from ledger_etl.ledger.chart import load_chart
 from ledger_etl.ledger.ingest import start_run
 from ledger_etl.ledger.rebuild import renormalize
@@ -23,7 +32,6 @@ from ledger_etl.sync import SyncReport
 # parameter beta, which is noise in the code location's load output.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
-API_POOL = "capital_api"  # one Capital.com API key: its runs share the rate limit
 # The broker balance is observed at sync time; rolling it back to a month's end needs every
 # transaction in between. `raw_transactions` fetches that tail (the part not stored yet) after
 # the month itself, and says so in its metadata, so the statement asset makes no API call.
@@ -95,25 +103,50 @@ def _sync(
     ledger: LedgerResource,
     endpoint: str,
 ) -> dg.MaterializeResult:
-    reports = []
+    reports: list[tuple[str, str, SyncReport]] = []
     tails: list[tuple[str, str, SyncReport | None]] = []
     run_params = {"dagster_run_id": context.run.run_id}
-    with capital.open_client(context.log, ledger.engine()) as client:
-        for month, account in month_accounts(context):
-            context.log.info(f"fetching {endpoint} of {account} for {month}")
-            report = sync_month(
-                client,
-                ledger.engine(),
-                account,
-                month,
-                [endpoint],
-                refetch_days=config.refetch_days,
-                run_params=run_params,
-            )
-            reports.append((month, account, report))
-            if endpoint == TAIL_ENDPOINT:
-                tail = sync_reconciliation_tail(client, ledger.engine(), account, month, run_params)
-                tails.append((month, account, tail))
+    by_login: dict[str | None, list[tuple[str, str]]] = {}
+    for month, login, account in month_login_accounts(context):
+        by_login.setdefault(login, []).append((month, account))
+    failed: list[str] = []
+    # Each login: its own pool slot, its own client (and so its own session and pacing). A
+    # login that fails (refused credentials, say) does not stop the others in the same run.
+    for login, pairs in by_login.items():
+        try:
+            with (
+                login_slot(context, login),
+                capital.open_client(context.log, ledger.engine(), login=login) as client,
+            ):
+                for month, account in pairs:
+                    who = account if login is None else f"{login}/{account}"
+                    context.log.info(f"fetching {endpoint} of {who} for {month}")
+                    report = sync_month(
+                        client,
+                        ledger.engine(),
+                        account,
+                        month,
+                        [endpoint],
+                        refetch_days=config.refetch_days,
+                        run_params=run_params,
+                    )
+                    reports.append((month, account, report))
+                    if endpoint == TAIL_ENDPOINT:
+                        tail = sync_reconciliation_tail(
+                            client, ledger.engine(), account, month, run_params
+                        )
+                        tails.append((month, account, tail))
+        except (CapitalError, InputError) as error:
+            if login is None:
+                raise
+            message = f"login {login!r}: {error}"
+            context.log.error(message)
+            failed.append(message)
+    if failed:
+        raise dg.Failure(
+            description=f"{len(failed)} login(s) failed; their partitions were not fetched: "
+            + "; ".join(failed)
+        )
     metadata = _fetch_metadata(reports, endpoint)
     if endpoint == TAIL_ENDPOINT:
         metadata.update(_tail_metadata(tails))
@@ -133,7 +166,6 @@ def _raw_asset(endpoint: str, description: str) -> dg.AssetsDefinition:
         description=description,
         partitions_def=MONTH_ACCOUNT,
         backfill_policy=BACKFILL,
-        pool=API_POOL,
         group_name="capital",
         kinds={"api"},
     )

@@ -7,6 +7,7 @@ when the code location loads. The close schedule therefore ticks hourly and acts
 """
 
 import json
+import logging
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -17,11 +18,15 @@ from ledger_etl.defs.history.assets import (
     raw_activity,
     raw_transactions,
 )
+from ledger_etl.defs.history.discovery import list_login_accounts
 from ledger_etl.defs.history.partitions import ACCOUNTS, partition_key
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
-from ledger_etl.defs.scale import login_tags
+from ledger_etl.defs.scale import account_login_tags, ensure_login_pool, login_tags
+from ledger_etl.logins import split_account_key
 from ledger_etl.monthly import month_key, months_closed_within, previous_month_key
 from ledger_etl.settings import close_schedule
+
+_log = logging.getLogger(__name__)
 
 close_month_job = dg.define_asset_job(
     "close_month",
@@ -70,7 +75,7 @@ def monthly_close_schedule(
         dg.RunRequest(
             run_key=f"close-{month}-{account}",
             partition_key=partition_key(month, account),
-            tags={"ledger_etl/trigger": "monthly_close"},
+            tags={"ledger_etl/trigger": "monthly_close", **account_login_tags(account)},
         )
         for account in accounts
     ]
@@ -100,7 +105,7 @@ def daily_sync_schedule(
             run_key=f"daily-{now:%Y-%m-%d}-{account}",
             partition_key=partition_key(month, account),
             run_config=run_config,
-            tags={"ledger_etl/trigger": "daily_sync"},
+            tags={"ledger_etl/trigger": "daily_sync", **account_login_tags(account)},
         )
         for account in accounts
     ]
@@ -126,7 +131,7 @@ def weekly_recheck_schedule(
         dg.RunRequest(
             run_key=f"recheck-{now:%Y-%m-%d}-{month}-{account}",
             partition_key=partition_key(month, account),
-            tags={"ledger_etl/trigger": "weekly_recheck"},
+            tags={"ledger_etl/trigger": "weekly_recheck", **account_login_tags(account)},
         )
         for month in months
         for account in accounts
@@ -138,11 +143,16 @@ def _unregistered_accounts(
     instance: dg.DagsterInstance,
     log: dg.DagsterLogManager | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(all account ids the API lists, those not yet registered as partitions)."""
-    with capital.open_client(log) as client:
-        ids = sorted(a.account_id for a in client.accounts())
+    """(all account keys the API lists, those not yet registered as partitions). With a
+    credentials file, every login's accounts as `<login>/<accountId>`; a login that fails (its
+    credentials refused, its variables unset) is reported and the others are still listed."""
+    found = list_login_accounts(capital, log)
+    for login, error in found.failures.items():
+        (log or _log).error(f"account discovery: login {login!r} failed: {error}")
+    for login in {split_account_key(k)[0] for k in found.keys} - {None}:
+        ensure_login_pool(instance, login)
     known = set(instance.get_dynamic_partitions(ACCOUNTS.name))
-    return ids, [i for i in ids if i not in known]
+    return found.keys, [k for k in found.keys if k not in known]
 
 
 def discover_accounts(

@@ -1,13 +1,16 @@
 """Partitions: calendar month (UTC) x financial account.
 
 Accounts are dynamic partitions, registered from the API by the discovery sensor (or the
-`discover_accounts` job, or `ledger-etl demo`), so a new account needs no code change.
+`discover_accounts` job, or `ledger-etl demo`), so a new account needs no code change. With a
+credentials file (several logins) an account key carries its login: `<login>/<accountId>`; with
+one login it is the bare account id.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from ledger_etl.logins import split_account_key
 from ledger_etl.monthly import month_bounds
 
 HISTORY_START = "2025-01"  # the first month offered for backfills
@@ -25,7 +28,16 @@ def partition_key(month: str, account_id: str) -> dg.MultiPartitionKey:
 def month_accounts(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> list[tuple[str, str]]:
-    """(month, account) for every partition of this run, by account then month.
+    """(month, account id) for every partition of this run, by account then month (the login
+    of a `<login>/<accountId>` key dropped: the ledger knows accounts by their id)."""
+    return [(month, account) for month, _, account in month_login_accounts(context)]
+
+
+def month_login_accounts(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> list[tuple[str, str | None, str]]:
+    """(month, login or None, account id) for every partition of this run, by login, account,
+    then month.
 
     Assets and checks both ask the context: a run over a range of this two-dimensional
     definition covers every account between the range's ends times every month between them,
@@ -37,9 +49,10 @@ def month_accounts(
         keys = [context.partition_key]
     else:
         return []
-    pairs = []
+    pairs: list[tuple[str, str | None, str]] = []
     for key in keys:
         dims = MONTH_ACCOUNT.get_partition_key_from_str(str(key)).keys_by_dimension
         month_bounds(dims["month"])  # validates the key
-        pairs.append((dims["month"], dims["account"]))
-    return sorted(pairs, key=lambda p: (p[1], p[0]))
+        login, account = split_account_key(dims["account"])
+        pairs.append((dims["month"], login, account))
+    return sorted(pairs, key=lambda p: (p[1] or "", p[2], p[0]))

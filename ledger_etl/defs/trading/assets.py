@@ -8,7 +8,9 @@ import dagster as dg
 
 from ledger_etl.defs.history.partitions import ACCOUNTS
 from ledger_etl.defs.resources import CapitalApiResource, LedgerResource
+from ledger_etl.defs.scale import login_slot
 from ledger_etl.ledger.db import upgrade
+from ledger_etl.logins import split_account_key
 from ledger_etl.settings import trading_mapping_path, trading_policy_path
 from ledger_etl.trading.export import write_report
 from ledger_etl.trading.governance import govern
@@ -16,7 +18,6 @@ from ledger_etl.trading.policy import load_policy
 from ledger_etl.trading.poll import poll_account
 from ledger_etl.trading.query import exposure_at, exposure_json
 
-API_POOL = "capital_api"
 GROUP = "trading"
 POLL_SPECS = [
     dg.AssetSpec(
@@ -57,7 +58,8 @@ def _path(value: str | None, default: Path | None) -> Path | None:
     return Path(value).expanduser() if value else default
 
 
-@dg.multi_asset(specs=POLL_SPECS, pool=API_POOL, can_subset=False)
+# The API pool is the login's (`login_slot`): `capital_api`, or `capital_api/<login>`.
+@dg.multi_asset(specs=POLL_SPECS, can_subset=False)
 def trading_poll(
     context: dg.AssetExecutionContext,
     config: TradingConfig,
@@ -65,11 +67,14 @@ def trading_poll(
     ledger: LedgerResource,
 ):
     """One poll of the account: one consistent instant for all four assets."""
-    account_id = context.partition_key
+    login, account_id = split_account_key(context.partition_key)
     engine = ledger.engine()
     upgrade(engine)
     mapping = _path(config.mapping_file, trading_mapping_path())
-    with capital.open_client(context.log, ledger=engine) as client:
+    with (
+        login_slot(context, login),
+        capital.open_client(context.log, ledger=engine, login=login) as client,
+    ):
         result = poll_account(client, engine, account_id, mapping_file=mapping, migrate=False)
     if result.status != "complete":
         raise dg.Failure(f"poll of {account_id} failed: {result.error}")
@@ -98,7 +103,7 @@ def exposure_snapshot(
 ) -> dg.MaterializeResult:
     """Exposure of the account at its latest poll; with a policy, breaches become alerts in
     `<export dir>/_audit/alerts.jsonl`. The report is written as JSON with its manifest."""
-    account_id = context.partition_key
+    account_id = split_account_key(context.partition_key)[1]
     engine = ledger.engine()
     policy_path = _path(config.policy_file, trading_policy_path())
     if policy_path is not None:

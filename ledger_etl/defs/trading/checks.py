@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ledger_etl.defs.resources import LedgerResource
+from ledger_etl.logins import split_account_key
 from ledger_etl.settings import trading_policy_path
 from ledger_etl.trading.governance import govern
 from ledger_etl.trading.policy import load_policy
@@ -21,7 +22,7 @@ def _breaches(context, ledger: LedgerResource):
         return None
     result = govern(
         ledger.engine(),
-        context.partition_key if context.has_partition_key else _only_account(context),
+        _only_account(context),
         load_policy(path),
         record=False,
     )
@@ -29,8 +30,12 @@ def _breaches(context, ledger: LedgerResource):
 
 
 def _only_account(context) -> str:
-    keys = context.partition_keys if hasattr(context, "partition_keys") else []
-    return keys[0]
+    """The account id of the check's partition (a `<login>/<accountId>` key's id)."""
+    if context.has_partition_key:
+        key = context.partition_key
+    else:
+        key = (context.partition_keys if hasattr(context, "partition_keys") else [])[0]
+    return split_account_key(key)[1]
 
 
 @dg.asset_check(asset="exposure_snapshot", blocking=False)
@@ -66,7 +71,7 @@ def orders_follow_policy(context, ledger: LedgerResource) -> dg.AssetCheckResult
 @dg.asset_check(asset="order_lifecycle", blocking=False)
 def lifecycle_ties_out(context, ledger: LedgerResource) -> dg.AssetCheckResult:
     """Every closed position's TRADE transactions sum to its realised P&L in the ledger."""
-    account_id = context.partition_key if context.has_partition_key else _only_account(context)
+    account_id = _only_account(context)
     with ledger.engine().connect() as conn:
         checked, problems = ties_out(conn, account_id, datetime.now(UTC) - LEDGER_SETTLE)
     return dg.AssetCheckResult(
