@@ -254,15 +254,26 @@ class LedgerWriter:
     def _insert_transactions(self, source: Iterator[StagedTransaction]) -> WriteCounts:
         counts = WriteCounts()
         build = partial(self._insert_tuples, self.run_key)  # looked up here, not on the helper
-        entries, raws = build(islice(source, FIRST_BATCH_ROWS))
+        size = FIRST_BATCH_ROWS
+        entries, raws = build(islice(source, size))
         with ThreadPoolExecutor(1, thread_name_prefix="ledger-stage") as pool:
             while entries:
-                upcoming = pool.submit(_prepare, build, source)
+                # Each batch is prepared while the previous one is written; preparing a row
+                # costs less than writing it, so batches may double up to TX_BATCH_ROWS.
+                size = min(2 * size, TX_BATCH_ROWS)
+                upcoming = pool.submit(build, islice(source, size))
+                began = time.perf_counter()
                 self._load_stage("ledger_entries", _ENTRY_COLUMNS, entries)
                 self._load_stage("raw_transactions", _RAW_COLUMNS, raws)
-                counts.inserted += len(entries)
+                written = len(entries)
+                counts.inserted += written
                 del entries, raws
+                wrote_at = time.perf_counter()
                 entries, raws = upcoming.result()
+                log.debug(
+                    "ledger batch of %d new rows: written in %.3f s, then waited %.3f s for "
+                    "the next batch", written, wrote_at - began, time.perf_counter() - wrote_at,
+                )  # fmt: skip
         return counts
 
     def _insert_tuples(
