@@ -5,13 +5,13 @@ rows (with the previous version of any changed row kept in `entry_history`), act
 quarantine rows and the fetch log. A process killed anywhere before the commit leaves nothing
 behind, and the fetch log (the coverage map) never claims a window whose rows are not stored.
 
-Bulk path: rows go into a temporary staging table (executemany on SQLite, COPY on PostgreSQL) and
-are merged so that only new rows and rows whose content hash differs are written (see
-`_upsert_transactions`): re-ingesting unchanged rows writes no ledger or raw row, and the run and
-fetch-log records it adds say which run saw them (`ledger.seen`). Rows stored unchanged are
-usually skipped before they get here (`ledger.marks`), and an account's first rows bypass the
-stage (`write_transactions(fresh=True)`). Writers of one account are serialized (SQLite: BEGIN
-IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
+Bulk path: rows go into a temporary staging table (multi-row INSERT on SQLite, COPY on
+PostgreSQL) and are merged so that only new rows and rows whose content hash differs are
+written (see `_upsert_transactions`): re-ingesting unchanged rows writes no ledger or raw row,
+and the run and fetch-log records it adds say which run saw them (`ledger.seen`). Rows stored
+unchanged are usually skipped before they get here (`ledger.marks`), and an account's first
+rows bypass the stage (`write_transactions(fresh=True)`). Writers of one account are
+serialized (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
 """
 
 from __future__ import annotations
@@ -239,12 +239,12 @@ class LedgerWriter:
 
         `fresh`: the caller holds the account's lock and saw neither ledger nor raw rows of it,
         and the staged references are distinct, so nothing can conflict: the rows are written
-        straight into the tables (executemany / COPY), without staging, history or merge.
+        straight into the tables (multi-row INSERT / COPY), without staging, history or merge,
+        while the helper thread prepares the next batch.
 
         While the database runs batch k's upserts, batch k+1 is prepared (the iterable advanced,
         staging tuples built) on a helper thread; every statement still runs on this connection,
-        in the caller's transaction, and the helper is idle whenever this thread needs the GIL
-        row by row (staging, history rows).
+        in the caller's transaction.
         """
         with _collector_paused(), _fine_switching():
             if fresh:
@@ -565,11 +565,12 @@ def _collector_paused() -> Iterator[None]:
 def _fine_switching() -> Iterator[None]:
     """Hand the GIL over promptly while the write runs.
 
-    The writer thread releases the GIL inside every SQLite step (and every wait on the
-    PostgreSQL socket) and needs it back for the next row; the helper preparing the next batch
-    holds it meanwhile. With the default switch interval (5 ms) the writer waits that long for
-    each row it wants back, so the helper's work ends up serialized with the writes instead of
-    overlapping them. A short interval lets the two interleave, row by row.
+    The writer thread releases the GIL inside every SQLite statement (and every wait on the
+    PostgreSQL socket) and needs it back for the next one; the helper preparing the next batch
+    holds it meanwhile. With the default switch interval (5 ms) the writer waits that long
+    each time it wants it back, so the helper's work ends up serialized with the writes instead of
+    overlapping them. A short interval lets the two interleave (the previous interval is put
+    back when the write ends).
     """
     previous = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
