@@ -233,8 +233,9 @@ def database_floor(engine: Engine, result: HistoryResult, chart: ChartOfAccounts
     with engine.connect() as conn:
         writer = LedgerWriter(conn, run_id)
         staged = writer._tx_tuples(_staged_transactions(result, chart, [], summary, None))
-    entries = [(*t[:14], run_id, run_id) for t in staged]
-    raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_id) for t in staged]
+        run_key = writer.run_key  # what the rows refer to (runs.run_key)
+    entries = [(*t[:14], run_key, run_key) for t in staged]
+    raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_key) for t in staged]
     del staged
 
     committed: list[float] = []
