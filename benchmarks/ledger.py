@@ -233,8 +233,9 @@ def database_floor(engine: Engine, result: HistoryResult, chart: ChartOfAccounts
     with engine.connect() as conn:
         writer = LedgerWriter(conn, run_id)
         staged = writer._tx_tuples(_staged_transactions(result, chart, [], summary, None))
-    entries = [(*t[:14], run_id, run_id) for t in staged]
-    raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_id) for t in staged]
+        run_key = writer.run_key  # what the rows refer to (runs.run_key)
+    entries = [(*t[:14], run_key, run_key) for t in staged]
+    raws = [(t[0], t[1], t[14], t[15], t[2], t[16], t[17], run_key) for t in staged]
     del staged
 
     committed: list[float] = []
@@ -242,19 +243,11 @@ def database_floor(engine: Engine, result: HistoryResult, chart: ChartOfAccounts
     def write() -> None:
         with engine.connect() as conn, checkpoint_deferred(conn):
             conn.begin()
-            driver = conn.connection.driver_connection
+            # The writer's own bulk insert (COPY on PostgreSQL, multi-row INSERT on SQLite):
+            # the fastest plain write this code knows, so the floor is no easier to reach.
+            writer = LedgerWriter(conn, run_id)
             for table, rows in ((s.ledger_entries, entries), (s.raw_transactions, raws)):
-                columns = ", ".join(table.c.keys())  # the order the tuples above follow
-                if engine.dialect.name == "postgresql":
-                    with driver.cursor() as cursor:  # type: ignore[union-attr]
-                        with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-                            for row in rows:
-                                copy.write_row(row)
-                else:
-                    marks = ", ".join("?" * len(rows[0]))
-                    driver.executemany(  # type: ignore[union-attr]
-                        f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows
-                    )
+                writer._load_stage(table.name, table.c.keys(), rows)  # columns in tuple order
             began = time.perf_counter()
             conn.commit()  # the WAL checkpoint is deferred here too, like the ingest's
             committed.append(time.perf_counter() - began)

@@ -222,14 +222,14 @@ def fill_sqlite(path: Path, account: str, entries: int) -> None:
     rows = (
         (account, f"R{i:09d}", (start + timedelta(seconds=17 * i)).strftime("%Y-%m-%d %H:%M:%S"),
          ("TRADE", "SWAP", "TRADE_COMMISSION")[i % 3], "EURUSD", f"{(i % 23) - 11}.{i % 97:02d}",
-         "USD", "USD", "PROCESSED", None, None, "4000", "", f"{i:064x}", "bench", "bench")
+         "USD", "USD", "PROCESSED", None, None, "4000", "", f"{i:064x}", 1, 1)
         for i in range(entries)
     )  # fmt: skip
     with con:
         con.executemany(
             "INSERT INTO ledger_entries (account_id, reference, posted_at, transaction_type,"
             " instrument, amount, currency, currency_raw, status, deal_id, note, ledger_account,"
-            " flags, row_sha256, first_run_id, last_run_id)"
+            " flags, row_sha256, first_run_key, last_run_key)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )

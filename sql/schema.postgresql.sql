@@ -41,7 +41,7 @@ CREATE TABLE activities (
 	working_order_id VARCHAR(64), 
 	actions VARCHAR(255) NOT NULL, 
 	flags VARCHAR(255) NOT NULL, 
-	first_run_id VARCHAR(64) NOT NULL, 
+	first_run_key INTEGER NOT NULL, 
 	PRIMARY KEY (account_id, activity_key)
 );
 
@@ -133,8 +133,8 @@ CREATE TABLE ledger_entries (
 	ledger_account VARCHAR(16) NOT NULL, 
 	flags VARCHAR(255) NOT NULL, 
 	row_sha256 VARCHAR(64) NOT NULL, 
-	first_run_id VARCHAR(64) NOT NULL, 
-	last_run_id VARCHAR(64) NOT NULL, 
+	first_run_key INTEGER NOT NULL, 
+	last_run_key INTEGER NOT NULL, 
 	PRIMARY KEY (account_id, reference)
 );
 
@@ -274,7 +274,7 @@ CREATE TABLE raw_activities (
 	date_utc TIMESTAMP WITH TIME ZONE NOT NULL, 
 	window_start TIMESTAMP WITH TIME ZONE NOT NULL, 
 	window_end TIMESTAMP WITH TIME ZONE NOT NULL, 
-	first_run_id VARCHAR(64) NOT NULL, 
+	first_run_key INTEGER NOT NULL, 
 	PRIMARY KEY (account_id, activity_key)
 );
 
@@ -294,7 +294,7 @@ CREATE TABLE raw_transactions (
 	date_utc TIMESTAMP WITH TIME ZONE NOT NULL, 
 	window_start TIMESTAMP WITH TIME ZONE NOT NULL, 
 	window_end TIMESTAMP WITH TIME ZONE NOT NULL, 
-	first_run_id VARCHAR(64) NOT NULL, 
+	first_run_key INTEGER NOT NULL, 
 	PRIMARY KEY (account_id, reference)
 );
 
@@ -319,6 +319,7 @@ CREATE INDEX ix_read_audit_user ON read_audit (user_name, at);
 
 CREATE TABLE runs (
 	run_id VARCHAR(64) NOT NULL, 
+	run_key INTEGER NOT NULL, 
 	kind VARCHAR(32) NOT NULL, 
 	started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	finished_at TIMESTAMP WITH TIME ZONE, 
@@ -328,6 +329,8 @@ CREATE TABLE runs (
 	code_version VARCHAR(32) NOT NULL, 
 	PRIMARY KEY (run_id)
 );
+
+CREATE UNIQUE INDEX ix_runs_run_key ON runs (run_key);
 
 CREATE TABLE sentiment_observations (
 	epic VARCHAR(64) NOT NULL, 
@@ -508,7 +511,7 @@ CREATE INDEX ix_balance_observations_account_time ON balance_observations (accou
 
 CREATE TABLE fetch_log (
 	id SERIAL NOT NULL, 
-	run_id VARCHAR(64) NOT NULL, 
+	run_key INTEGER NOT NULL, 
 	account_id VARCHAR(64) NOT NULL, 
 	endpoint VARCHAR(32) NOT NULL, 
 	window_start TIMESTAMP WITH TIME ZONE NOT NULL, 
@@ -529,17 +532,19 @@ CREATE TABLE fetch_log (
 	parent_end TIMESTAMP WITH TIME ZONE, 
 	fetched_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	PRIMARY KEY (id), 
-	FOREIGN KEY(run_id) REFERENCES runs (run_id)
+	FOREIGN KEY(run_key) REFERENCES runs (run_key)
 );
 
 CREATE INDEX ix_fetch_log_coverage ON fetch_log (account_id, endpoint, window_start, window_end);
 
 CREATE VIEW raw_last_seen AS
-SELECT x.endpoint, x.account_id, x.row_key, x.date_utc, x.first_run_id,
-  CASE WHEN COALESCE(l.run_id, x.first_run_id) > COALESCE(x.fetched_run_id, x.first_run_id) THEN COALESCE(l.run_id, x.first_run_id) ELSE COALESCE(x.fetched_run_id, x.first_run_id) END AS last_run_id
+SELECT x.endpoint, x.account_id, x.row_key, x.date_utc, fr.run_id AS first_run_id,
+  CASE WHEN COALESCE(l.run_id, fr.run_id) > COALESCE(lr.run_id, fr.run_id) THEN COALESCE(l.run_id, fr.run_id) ELSE COALESCE(lr.run_id, fr.run_id) END AS last_run_id
 FROM (
-  SELECT 'transactions' AS endpoint, r.account_id AS account_id, r.reference AS row_key, r.date_utc AS date_utc, r.first_run_id AS first_run_id, (SELECT f.run_id FROM fetch_log AS f WHERE f.account_id = r.account_id AND f.endpoint = 'transactions' AND f.outcome = 'complete' AND f.window_start >= r.date_utc - interval '1 day' AND f.window_start <= r.date_utc AND f.window_end >= r.date_utc AND f.ids::jsonb @> jsonb_build_array(r.reference) ORDER BY f.id DESC LIMIT 1) AS fetched_run_id FROM raw_transactions AS r
+  SELECT 'transactions' AS endpoint, r.account_id AS account_id, r.reference AS row_key, r.date_utc AS date_utc, r.first_run_key AS first_run, (SELECT f.run_key FROM fetch_log AS f WHERE f.account_id = r.account_id AND f.endpoint = 'transactions' AND f.outcome = 'complete' AND f.window_start >= r.date_utc - interval '1 day' AND f.window_start <= r.date_utc AND f.window_end >= r.date_utc AND f.ids::jsonb @> jsonb_build_array(r.reference) ORDER BY f.id DESC LIMIT 1) AS fetched_run FROM raw_transactions AS r
   UNION ALL
-  SELECT 'activity' AS endpoint, r.account_id AS account_id, r.activity_key AS row_key, r.date_utc AS date_utc, r.first_run_id AS first_run_id, (SELECT f.run_id FROM fetch_log AS f WHERE f.account_id = r.account_id AND f.endpoint = 'activity' AND f.outcome = 'complete' AND f.window_start >= r.date_utc - interval '1 day' AND f.window_start <= r.date_utc AND f.window_end >= r.date_utc ORDER BY f.id DESC LIMIT 1) AS fetched_run_id FROM raw_activities AS r
+  SELECT 'activity' AS endpoint, r.account_id AS account_id, r.activity_key AS row_key, r.date_utc AS date_utc, r.first_run_key AS first_run, (SELECT f.run_key FROM fetch_log AS f WHERE f.account_id = r.account_id AND f.endpoint = 'activity' AND f.outcome = 'complete' AND f.window_start >= r.date_utc - interval '1 day' AND f.window_start <= r.date_utc AND f.window_end >= r.date_utc ORDER BY f.id DESC LIMIT 1) AS fetched_run FROM raw_activities AS r
 ) AS x
+JOIN runs AS fr ON fr.run_key = x.first_run
+LEFT JOIN runs AS lr ON lr.run_key = x.fetched_run
 LEFT JOIN raw_seen_legacy AS l ON l.endpoint = x.endpoint AND l.account_id = x.account_id AND l.row_key = x.row_key;

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
 from ledger_etl import __version__
 from ledger_etl.capital.history import HistoryResult
@@ -90,11 +90,18 @@ class IngestSummary:
 def start_run(engine: Engine, kind: str, params: dict[str, Any]) -> str:
     run_id = new_run_id()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # SQLite serializes writers already
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _RUN_KEY_LOCK})
         conn.execute(insert(s.runs).values(
             run_id=run_id, kind=kind, started_at=datetime.now(UTC), status="running",
             params=json.loads(json.dumps(params, default=str)), code_version=__version__,
+            run_key=select(func.coalesce(func.max(s.runs.c.run_key), 0) + 1).scalar_subquery(),
         ))  # fmt: skip
     return run_id
+
+
+# Runs get consecutive keys (`runs.run_key`) under this transaction-scoped lock on PostgreSQL.
+_RUN_KEY_LOCK = 7042175302
 
 
 def finish_run(engine: Engine, run_id: str, status: str, summary: dict[str, Any]) -> float:

@@ -166,7 +166,9 @@ metadata = MetaData()
 runs = Table(
     "runs",
     metadata,
-    Column("run_id", String(64), primary_key=True),
+    Column("run_id", String(64), primary_key=True),  # the public run id
+    # The run's number inside the database (start order): what per-row run references hold.
+    Column("run_key", Integer, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("started_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime()),
@@ -174,6 +176,7 @@ runs = Table(
     Column("params", JSON, nullable=False),
     Column("summary", JSON),
     Column("code_version", String(32), nullable=False),
+    Index("ix_runs_run_key", "run_key", unique=True),
 )
 
 accounts = Table(
@@ -209,7 +212,7 @@ fetch_log = Table(
     "fetch_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False),
+    Column("run_key", Integer, ForeignKey("runs.run_key"), nullable=False),
     Column("account_id", String(64), nullable=False),
     Column("endpoint", String(32), nullable=False),
     Column("window_start", UtcDateTime(), nullable=False),
@@ -242,7 +245,7 @@ raw_transactions = Table(
     Column("date_utc", UtcDateTime(), nullable=False),
     Column("window_start", UtcDateTime(), nullable=False),
     Column("window_end", UtcDateTime(), nullable=False),
-    Column("first_run_id", String(64), nullable=False),
+    Column("first_run_key", Integer, nullable=False),  # runs.run_key
 )
 
 raw_activities = Table(
@@ -255,7 +258,7 @@ raw_activities = Table(
     Column("date_utc", UtcDateTime(), nullable=False),
     Column("window_start", UtcDateTime(), nullable=False),
     Column("window_end", UtcDateTime(), nullable=False),
-    Column("first_run_id", String(64), nullable=False),
+    Column("first_run_key", Integer, nullable=False),  # runs.run_key
 )
 
 ledger_entries = Table(
@@ -275,8 +278,8 @@ ledger_entries = Table(
     Column("ledger_account", String(16), nullable=False),  # chart-of-accounts code
     Column("flags", String(255), nullable=False),  # comma-separated, e.g. unknown_type
     Column("row_sha256", String(64), nullable=False),  # of the normalized content
-    Column("first_run_id", String(64), nullable=False),
-    Column("last_run_id", String(64), nullable=False),
+    Column("first_run_key", Integer, nullable=False),  # runs.run_key: the run that stored it
+    Column("last_run_key", Integer, nullable=False),  # and the run that last changed it
     Index("ix_ledger_entries_account_time", "account_id", "posted_at"),
 )
 
@@ -298,7 +301,7 @@ activities = Table(
     Column("working_order_id", String(64)),
     Column("actions", String(255), nullable=False),  # comma-separated action types
     Column("flags", String(255), nullable=False),
-    Column("first_run_id", String(64), nullable=False),
+    Column("first_run_key", Integer, nullable=False),  # runs.run_key
     Index("ix_activities_account_time", "account_id", "occurred_at"),
     Index("ix_activities_deal", "account_id", "deal_id"),
 )

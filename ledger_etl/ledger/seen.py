@@ -46,10 +46,11 @@ def _listed(dialect: str, key: str) -> str:
     return f"EXISTS (SELECT 1 FROM json_each(f.ids) AS j WHERE j.value = r.{key})"
 
 
-def _fetched(dialect: str, endpoint: str, key: str, listed: bool) -> str:
+def _fetched(dialect: str, endpoint: str, key: str, listed: bool, run_keys: bool) -> str:
     condition = f" AND {_listed(dialect, key)}" if listed else ""
     return (
-        "(SELECT f.run_id FROM fetch_log AS f WHERE f.account_id = r.account_id "
+        f"(SELECT f.{'run_key' if run_keys else 'run_id'} FROM fetch_log AS f "
+        f"WHERE f.account_id = r.account_id "
         f"AND f.endpoint = '{endpoint}' AND f.outcome = 'complete' "
         f"AND f.window_start >= {_lookback(dialect)} "
         f"AND f.window_start <= r.date_utc AND f.window_end >= r.date_utc{condition} "
@@ -57,22 +58,35 @@ def _fetched(dialect: str, endpoint: str, key: str, listed: bool) -> str:
     )
 
 
-def view_sql(dialect: str) -> str:
-    """`CREATE VIEW raw_last_seen` for the dialect (`sqlite` or `postgresql`)."""
+def view_sql(dialect: str, *, run_keys: bool = True) -> str:
+    """`CREATE VIEW raw_last_seen` for the dialect (`sqlite` or `postgresql`).
+
+    Rows and the fetch log hold integer run keys (`runs.run_key`, revision 0010); the view
+    shows public run ids. `run_keys=False` is the view of revisions 0004 to 0009, over the
+    public ids the rows held then (the migrations build it).
+    """
+    first = "first_run_key" if run_keys else "first_run_id"
     parts = [
         f"SELECT '{endpoint}' AS endpoint, r.account_id AS account_id, r.{key} AS row_key, "
-        f"r.date_utc AS date_utc, r.first_run_id AS first_run_id, "
-        f"{_fetched(dialect, endpoint, key, listed)} AS fetched_run_id FROM {table} AS r"
+        f"r.date_utc AS date_utc, r.{first} AS first_run, "
+        f"{_fetched(dialect, endpoint, key, listed, run_keys)} AS fetched_run FROM {table} AS r"
         for endpoint, table, key, listed in _SOURCES
     ]
     rows = "\n  UNION ALL\n  ".join(parts)
-    fetched = "COALESCE(x.fetched_run_id, x.first_run_id)"
-    legacy = "COALESCE(l.run_id, x.first_run_id)"
+    if run_keys:
+        first_id, fetched_id = "fr.run_id", "COALESCE(lr.run_id, fr.run_id)"
+        joins = (
+            "JOIN runs AS fr ON fr.run_key = x.first_run\n"
+            "LEFT JOIN runs AS lr ON lr.run_key = x.fetched_run\n"
+        )
+    else:
+        first_id, fetched_id, joins = "x.first_run", "COALESCE(x.fetched_run, x.first_run)", ""
+    legacy = f"COALESCE(l.run_id, {first_id})"
     return (
         f"CREATE VIEW {VIEW} AS\n"
-        "SELECT x.endpoint, x.account_id, x.row_key, x.date_utc, x.first_run_id,\n"
-        f"  CASE WHEN {legacy} > {fetched} THEN {legacy} ELSE {fetched} END AS last_run_id\n"
-        f"FROM (\n  {rows}\n) AS x\n"
+        f"SELECT x.endpoint, x.account_id, x.row_key, x.date_utc, {first_id} AS first_run_id,\n"
+        f"  CASE WHEN {legacy} > {fetched_id} THEN {legacy} ELSE {fetched_id} END AS last_run_id\n"
+        f"FROM (\n  {rows}\n) AS x\n{joins}"
         "LEFT JOIN raw_seen_legacy AS l ON l.endpoint = x.endpoint "
         "AND l.account_id = x.account_id AND l.row_key = x.row_key"
     )

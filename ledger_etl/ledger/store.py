@@ -5,13 +5,13 @@ rows (with the previous version of any changed row kept in `entry_history`), act
 quarantine rows and the fetch log. A process killed anywhere before the commit leaves nothing
 behind, and the fetch log (the coverage map) never claims a window whose rows are not stored.
 
-Bulk path: rows go into a temporary staging table (executemany on SQLite, COPY on PostgreSQL) and
-are merged so that only new rows and rows whose content hash differs are written (see
-`_upsert_transactions`): re-ingesting unchanged rows writes no ledger or raw row, and the run and
-fetch-log records it adds say which run saw them (`ledger.seen`). Rows stored unchanged are
-usually skipped before they get here (`ledger.marks`), and an account's first rows bypass the
-stage (`write_transactions(fresh=True)`). Writers of one account are serialized (SQLite: BEGIN
-IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
+Bulk path: rows go into a temporary staging table (multi-row INSERT on SQLite, COPY on
+PostgreSQL) and are merged so that only new rows and rows whose content hash differs are
+written (see `_upsert_transactions`): re-ingesting unchanged rows writes no ledger or raw row,
+and the run and fetch-log records it adds say which run saw them (`ledger.seen`). Rows stored
+unchanged are usually skipped before they get here (`ledger.marks`), and an account's first
+rows bypass the stage (`write_transactions(fresh=True)`). Writers of one account are
+serialized (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock per account).
 """
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
-from typing import Any, NamedTuple
+from functools import partial
+from itertools import chain, islice
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -55,15 +58,23 @@ ACT_STAGE_COLUMNS = (
 _LEDGER_COLUMNS = TX_STAGE_COLUMNS[:14]
 _RAW_COLUMNS = (
     "account_id", "reference", "raw", "row_sha256", "date_utc", "window_start", "window_end",
-    "first_run_id",
+    "first_run_key",
 )  # fmt: skip
+_ENTRY_COLUMNS = (*_LEDGER_COLUMNS, "first_run_key", "last_run_key")
 _ACTIVITY_COLUMNS = ACT_STAGE_COLUMNS[:15]
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Rows are staged and merged this many at a time, all batches in the caller's one transaction:
 # memory stays bounded for long ranges, and preparing the next batch (normalization, hashing,
 # staging tuples) overlaps the database's merge of the current one.
 TX_BATCH_ROWS = 100_000
+FIRST_BATCH_ROWS = 10_000  # the first batch is prepared before any write: keep it short
+# SQLite: rows per multi-row INSERT (see `_sqlite_insert`).
+SQLITE_ROWS_PER_INSERT = 500
+# Seconds a thread waiting for the GIL lets its holder run on (Python's default is 5 ms); see
+# `_fine_switching`.
+SWITCH_INTERVAL_S = 0.0002
 _PG_TYPES = {
     "posted_at": "timestamptz", "occurred_at": "timestamptz", "window_start": "timestamptz",
     "window_end": "timestamptz", "amount": "numeric(38,8)", "occurrence": "integer",
@@ -124,7 +135,20 @@ class LedgerWriter:
     def __init__(self, connection: Connection, run_id: str) -> None:
         self.conn = connection
         self.run_id = run_id
+        self._run_key: int | None = None
         self.dialect = connection.dialect.name
+
+    @property
+    def run_key(self) -> int:
+        """The run's integer key (`runs.run_key`): what the rows written here refer to."""
+        if self._run_key is None:
+            key = self.conn.execute(
+                select(s.runs.c.run_key).where(s.runs.c.run_id == self.run_id)
+            ).scalar()
+            if key is None:
+                raise LookupError(f"run {self.run_id!r} is not recorded in runs")
+            self._run_key = key
+        return self._run_key
 
     # -- locking ------------------------------------------------------------------------------
     def lock_account(self, account_id: str) -> None:
@@ -159,13 +183,8 @@ class LedgerWriter:
                 # and may scan a whole ledger table to join a handful of staged rows.
                 self.conn.exec_driver_sql(f"ANALYZE {name}")
         else:
-            marks = ", ".join("?" for _ in columns)
             target = f"temp.{name}" if name.startswith("stage_") else name
-            cursor = raw.cursor()  # type: ignore[union-attr]
-            cursor.executemany(
-                f"INSERT INTO {target} ({', '.join(columns)}) VALUES ({marks})", rows
-            )
-            cursor.close()
+            _sqlite_insert(raw, target, columns, rows)  # type: ignore[arg-type]
 
     def _stage(self, name: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
         self._create_stage(name, columns)
@@ -220,40 +239,55 @@ class LedgerWriter:
 
         `fresh`: the caller holds the account's lock and saw neither ledger nor raw rows of it,
         and the staged references are distinct, so nothing can conflict: the rows are written
-        straight into the tables (executemany / COPY), without staging, history or merge.
+        straight into the tables (multi-row INSERT / COPY), without staging, history or merge,
+        while the helper thread prepares the next batch.
 
         While the database runs batch k's upserts, batch k+1 is prepared (the iterable advanced,
         staging tuples built) on a helper thread; every statement still runs on this connection,
-        in the caller's transaction, and the helper is idle whenever this thread needs the GIL
-        row by row (staging, history rows).
+        in the caller's transaction.
         """
-        with _collector_paused():
+        with _collector_paused(), _fine_switching():
             if fresh:
                 return self._insert_transactions(iter(staged))
             return self._write_transactions(iter(staged))
 
     def _insert_transactions(self, source: Iterator[StagedTransaction]) -> WriteCounts:
         counts = WriteCounts()
-        run = self.run_id
-        batch = self._tx_tuples(islice(source, TX_BATCH_ROWS))
+        build = partial(self._insert_tuples, self.run_key)  # looked up here, not on the helper
+        size = FIRST_BATCH_ROWS
+        entries, raws = build(islice(source, size))
         with ThreadPoolExecutor(1, thread_name_prefix="ledger-stage") as pool:
-            while batch:
-                upcoming = pool.submit(_prepare, self._tx_tuples, source)
-                self._load_stage(
-                    "ledger_entries", (*_LEDGER_COLUMNS, "first_run_id", "last_run_id"),
-                    [(*row[:14], run, run) for row in batch],
+            while entries:
+                # Each batch is prepared while the previous one is written; preparing a row
+                # costs less than writing it, so batches may double up to TX_BATCH_ROWS.
+                size = min(2 * size, TX_BATCH_ROWS)
+                upcoming = pool.submit(build, islice(source, size))
+                began = time.perf_counter()
+                self._load_stage("ledger_entries", _ENTRY_COLUMNS, entries)
+                self._load_stage("raw_transactions", _RAW_COLUMNS, raws)
+                written = len(entries)
+                counts.inserted += written
+                del entries, raws
+                wrote_at = time.perf_counter()
+                entries, raws = upcoming.result()
+                log.debug(
+                    "ledger batch of %d new rows: written in %.3f s, then waited %.3f s for "
+                    "the next batch", written, wrote_at - began, time.perf_counter() - wrote_at,
                 )  # fmt: skip
-                self._load_stage(
-                    "raw_transactions", _RAW_COLUMNS,
-                    [(r[0], r[1], r[14], r[15], r[2], r[16], r[17], run) for r in batch],
-                )  # fmt: skip
-                counts.inserted += len(batch)
-                batch = upcoming.result()
         return counts
+
+    def _insert_tuples(
+        self, run: int, staged: Iterable[StagedTransaction]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """A batch's ledger and raw rows, ready for `_load_stage` (built off the writer thread)."""
+        rows = self._tx_tuples(staged)
+        entries = [(*row[:14], run, run) for row in rows]
+        raws = [(r[0], r[1], r[14], r[15], r[2], r[16], r[17], run) for r in rows]
+        return entries, raws
 
     def _write_transactions(self, source: Iterator[StagedTransaction]) -> WriteCounts:
         counts = WriteCounts()
-        batch = self._tx_tuples(islice(source, TX_BATCH_ROWS))
+        batch = self._tx_tuples(islice(source, FIRST_BATCH_ROWS))
         if not batch:
             return counts
         now = datetime.now(UTC)
@@ -331,27 +365,27 @@ class LedgerWriter:
             sets = ", ".join(f"{c} = st.{c}" for c in _LEDGER_COLUMNS[2:])
             self.conn.execute(
                 text(
-                    f"UPDATE ledger_entries SET {sets}, last_run_id = :run FROM {stage} AS st "
+                    f"UPDATE ledger_entries SET {sets}, last_run_key = :run FROM {stage} AS st "
                     "WHERE ledger_entries.account_id = st.account_id "
                     "AND ledger_entries.reference = st.reference "
                     "AND ledger_entries.row_sha256 <> st.row_sha256"
                 ),
-                {"run": self.run_id},
+                {"run": self.run_key},
             )
         updates = ", ".join(f"{c} = excluded.{c}" for c in _LEDGER_COLUMNS[2:])
         conflict = (
-            f"DO UPDATE SET {updates}, last_run_id = excluded.last_run_id "
+            f"DO UPDATE SET {updates}, last_run_key = excluded.last_run_key "
             "WHERE ledger_entries.row_sha256 <> excluded.row_sha256"
             if sqlite
             else "DO NOTHING"
         )
         written = self.conn.execute(
             text(
-                f"INSERT INTO ledger_entries ({columns}, first_run_id, last_run_id) "
+                f"INSERT INTO ledger_entries ({columns}, first_run_key, last_run_key) "
                 f"SELECT {columns}, :run, :run FROM {stage} WHERE true "
                 f"ON CONFLICT (account_id, reference) {conflict}"
             ),
-            {"run": self.run_id},
+            {"run": self.run_key},
         ).rowcount
         inserted = written - len(changed) if sqlite else written
         counts.inserted += inserted
@@ -379,12 +413,12 @@ class LedgerWriter:
         self.conn.execute(
             text(
                 "INSERT INTO raw_transactions (account_id, reference, raw, row_sha256, date_utc, "
-                "window_start, window_end, first_run_id) "
+                "window_start, window_end, first_run_key) "
                 "SELECT account_id, reference, raw, raw_sha256 AS row_sha256, posted_at AS "
                 f"date_utc, window_start, window_end, :run FROM {stage} WHERE true "
                 f"ON CONFLICT (account_id, reference) {conflict}"
             ),
-            {"run": self.run_id},
+            {"run": self.run_key},
         )
 
     # -- activity -----------------------------------------------------------------------------
@@ -397,21 +431,21 @@ class LedgerWriter:
         columns = ", ".join(_ACTIVITY_COLUMNS)
         counts.inserted = self.conn.execute(
             text(
-                f"INSERT INTO activities ({columns}, first_run_id) SELECT {columns}, :run "
+                f"INSERT INTO activities ({columns}, first_run_key) SELECT {columns}, :run "
                 f"FROM {stage} WHERE true ON CONFLICT (account_id, activity_key) DO NOTHING"
             ),
-            {"run": self.run_id},
+            {"run": self.run_key},
         ).rowcount
         counts.unchanged = len(staged) - counts.inserted
         self.conn.execute(
             text(
                 "INSERT INTO raw_activities (account_id, activity_key, occurrence, raw, date_utc, "
-                "window_start, window_end, first_run_id) "
+                "window_start, window_end, first_run_key) "
                 "SELECT account_id, activity_key, occurrence, raw, occurred_at, window_start, "
                 f"window_end, :run FROM {stage} WHERE true "
                 "ON CONFLICT (account_id, activity_key) DO NOTHING"
             ),
-            {"run": self.run_id},
+            {"run": self.run_key},
         )
         return counts
 
@@ -443,7 +477,9 @@ class LedgerWriter:
 
     def log_fetches(self, records: Sequence[dict[str, Any]]) -> None:
         if records:
-            self.conn.execute(s.fetch_log.insert(), [dict(r, run_id=self.run_id) for r in records])
+            self.conn.execute(
+                s.fetch_log.insert(), [dict(r, run_key=self.run_key) for r in records]
+            )
 
 
 def _upsert_quarantine(dialect: str) -> Any:
@@ -525,8 +561,58 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def _fine_switching() -> Iterator[None]:
+    """Hand the GIL over promptly while the write runs.
+
+    The writer thread releases the GIL inside every SQLite statement (and every wait on the
+    PostgreSQL socket) and needs it back for the next one; the helper preparing the next batch
+    holds it meanwhile. With the default switch interval (5 ms) the writer waits that long
+    each time it wants it back, so the helper's work ends up serialized with the writes instead of
+    overlapping them. A short interval lets the two interleave (the previous interval is put
+    back when the write ends).
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
 def _prepare(
-    build: Callable[[Iterable[StagedTransaction]], list[tuple[Any, ...]]],
-    source: Iterator[StagedTransaction],
-) -> list[tuple[Any, ...]]:
+    build: Callable[[Iterable[StagedTransaction]], T], source: Iterator[StagedTransaction]
+) -> T:
     return build(islice(source, TX_BATCH_ROWS))
+
+
+def _sqlite_insert(
+    driver: Any, table_name: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """Insert rows with multi-row `INSERT ... VALUES (...), (...)` statements.
+
+    Each statement inserts `SQLITE_ROWS_PER_INSERT` rows in one step, during which the GIL is
+    released: a helper thread preparing the next batch runs meanwhile, and hands the GIL back
+    once per statement rather than once per row (as `executemany` would need it).
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not rows:
+        return
+    width = len(columns)
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(SQLITE_ROWS_PER_INSERT, limit // width))
+    head = f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES "
+    one = f"({', '.join('?' * width)})"
+    flat = chain.from_iterable
+    cursor = driver.cursor()
+    try:
+        whole = len(rows) - len(rows) % per
+        if whole:
+            statement = head + ", ".join([one] * per)
+            for start in range(0, whole, per):
+                cursor.execute(statement, tuple(flat(rows[start : start + per])))
+        if whole < len(rows):
+            rest = rows[whole:]
+            cursor.execute(head + ", ".join([one] * len(rest)), tuple(flat(rest)))
+    finally:
+        cursor.close()

@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from ledger_etl.capital.history import HISTORY_ENDPOINT_NAMES
 from ledger_etl.capital.models import Transaction, parse_transaction
@@ -108,8 +108,11 @@ def _entries(conn: Connection, account_id: str, period: Period) -> tuple[LedgerE
     query = select(
         e.c.reference, e.c.posted_at, e.c.transaction_type, e.c.instrument, e.c.amount,
         e.c.currency, e.c.status, e.c.deal_id, e.c.note, e.c.ledger_account, e.c.flags,
-        e.c.row_sha256, e.c.last_run_id,
-    ).where(
+        e.c.row_sha256,
+        # The public id of the run that last changed the entry (an outer join: an entry whose
+        # run is not recorded is still on the statement).
+        func.coalesce(s.runs.c.run_id, ""),
+    ).join_from(e, s.runs, s.runs.c.run_key == e.c.last_run_key, isouter=True).where(
         e.c.account_id == account_id, e.c.posted_at >= period.start, e.c.posted_at < period.end
     )  # fmt: skip
     rows = [LedgerEntry(*row) for row in conn.execute(query)]
@@ -189,11 +192,15 @@ def _skipped_balance(conn: Connection, account_id: str) -> str | None:
 
 def _fetches(conn: Connection, account_id: str, period: Period) -> tuple[FetchRecord, ...]:
     log = s.fetch_log
-    query = select(log).where(
-        log.c.account_id == account_id,
-        log.c.outcome == "complete",
-        log.c.window_end > period.start,
-        log.c.window_start < period.end,
+    query = (
+        select(log, s.runs.c.run_id)
+        .join_from(log, s.runs, s.runs.c.run_key == log.c.run_key)
+        .where(
+            log.c.account_id == account_id,
+            log.c.outcome == "complete",
+            log.c.window_end > period.start,
+            log.c.window_start < period.end,
+        )
     )
     rows = [
         FetchRecord(

@@ -72,8 +72,8 @@ def test_money_is_exact_and_sums_are_exact(ledger_engine: Engine) -> None:
                     "ledger_account": "6200",
                     "flags": "",
                     "row_sha256": "x",
-                    "first_run_id": "r",
-                    "last_run_id": "r",
+                    "first_run_key": 1,
+                    "last_run_key": 1,
                 }
                 for i, amount in enumerate(amounts)
             ],

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import JSON, Engine, bindparam, column, func, select, table, text
 
 from ledger_etl.ledger import schema as s
 from ledger_etl.ledger.seen import last_seen_runs
@@ -150,6 +150,16 @@ def test_the_write_audit_sees_a_changed_row(
     assert raw != "{}" and key in raw
 
 
+# `fetch_log` as revisions 0001 to 0009 had it (the public run id on each record).
+_FETCH_LOG_0003 = table(
+    "fetch_log", column("run_id"), column("account_id"), column("endpoint"),
+    column("window_start", s.UtcDateTime()), column("window_end", s.UtcDateTime()),
+    column("params", JSON), column("attempts"), column("relogins"), column("row_count"),
+    column("duration_s"), column("ids", JSON), column("outcome"),
+    column("fetched_at", s.UtcDateTime()),
+)  # fmt: skip
+
+
 def test_revision_0004_keeps_the_last_run_that_saw_each_raw_row(ledger_engine: Engine) -> None:
     """Stored `last_run_id`s the fetch log does not explain are kept; the rest it derives."""
     from alembic import command
@@ -171,7 +181,7 @@ def test_revision_0004_keeps_the_last_run_that_saw_each_raw_row(ledger_engine: E
             {"run_id": r, "kind": "sync", "started_at": day, "status": "succeeded",
              "params": {}, "code_version": "0"} for r in runs
         ])  # fmt: skip
-        conn.execute(s.fetch_log.insert(), [
+        conn.execute(_FETCH_LOG_0003.insert(), [
             {"run_id": run, "account_id": "A1", "endpoint": "transactions",
              "window_start": day, "window_end": day + timedelta(days=1), "params": {},
              "attempts": 1, "relogins": 0, "row_count": 2, "duration_s": 0.1,

@@ -8,8 +8,16 @@ from sqlalchemy import Engine, select
 
 from ledger_etl.ledger import schema as s
 
-# Run ids and fetch times differ between any two syncs; everything else must be equal.
-_SKIPPED = {"first_run_id", "last_run_id", "id", "window_start", "window_end"}
+# Run ids, run keys and fetch times differ between any two syncs; everything else must be equal.
+_SKIPPED = {
+    "first_run_id",
+    "last_run_id",
+    "first_run_key",
+    "last_run_key",
+    "id",
+    "window_start",
+    "window_end",
+}
 
 
 def _rows(engine: Engine, table: Any, account: str | None) -> list[tuple[Any, ...]]:

@@ -85,8 +85,8 @@ def ledger_rows(account: str, count: int, start: datetime) -> list[dict]:
                 "ledger_account": "4000",
                 "flags": "",
                 "row_sha256": f"{i:064x}",
-                "first_run_id": "r",
-                "last_run_id": "r",
+                "first_run_key": 1,
+                "last_run_key": 1,
             }
         )
     return rows
