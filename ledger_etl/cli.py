@@ -316,6 +316,13 @@ def _print_sync(report: SyncReport) -> None:
                 f"{summary.changed:>7} {summary.unchanged:>7} {summary.quarantined:>8} "
                 f"{summary.windows:>7} {summary.failed_windows:>6} {summary.retries:>7}"
             )
+    for account in report.accounts:
+        for name, summary in account.endpoints.items():
+            if summary.removed:
+                click.echo(
+                    f"{account.account_id} {name}: {summary.removed} stored entries removed, "
+                    "their re-fetched version is rejected (kept in quarantine)"
+                )
     for account_id, reason in report.balances_skipped.items():
         click.echo(f"balance of {account_id} not recorded (kept in quarantine): {reason}")
     click.echo(
