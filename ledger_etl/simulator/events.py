@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -156,6 +157,8 @@ TRADABLES: tuple[Tradable, ...] = (
 )
 TRADABLE_BY_EPIC = {t.epic: t for t in TRADABLES}
 
+# The most steps above the minimum a scripted size takes: a quarter of the range, at least one.
+_SIZE_STEPS = {t.epic: max(int((t.max_size - t.min_size) / t.size_step) // 4, 1) for t in TRADABLES}
 CLOSE_SOURCES = (("USER", 60), ("SL", 15), ("TP", 15), ("CLOSE_OUT", 5), ("DEALER", 5))
 
 
@@ -271,8 +274,7 @@ def _count(rng: random.Random, mean: float) -> int:
 
 
 def _size(rng: random.Random, t: Tradable) -> Decimal:
-    steps = int((t.max_size - t.min_size) / t.size_step)
-    return t.min_size + t.size_step * rng.randint(0, max(steps // 4, 1))
+    return t.min_size + t.size_step * rng.randint(0, _SIZE_STEPS[t.epic])
 
 
 def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
@@ -456,6 +458,8 @@ def _position(
         b.activity(opened, account, t.epic, deal_id, source, "POSITION", "ACCEPTED", open_details)
     notional = (
         size * level * world.fx(instrument(t.epic).currency, world.accounts[account].currency)
+        if rows
+        else Decimal(0)
     )
     if t.commission_rate and rows:
         b.transaction(
@@ -752,35 +756,8 @@ class Planned(NamedTuple):
             midnight += _ONE_DAY
         return found
 
-    def may_transact(self, start: datetime, end: datetime) -> bool:
-        """Whether the item may have a transaction in `[start, end)`: commission, partial close,
-        swaps, closing trade and guaranteed-stop fee all fall on times the plan knows."""
-        opened, closed = self.opened, self.closed
-        if opened is None or closed is None or closed + _TWO_MS < start or opened >= end:
-            return False
-        if opened + _ONE_MS < end and opened + _ONE_MS >= start:
-            return True
-        if closed < end and closed + _TWO_MS >= start:
-            return True
-        if self.partial_at is not None and start <= self.partial_at < end:
-            return True
-        first = datetime(start.year, start.month, start.day, tzinfo=UTC)
-        if first < start:
-            first += _ONE_DAY
-        return first < end and opened < first < closed  # a swap at a midnight in the window
 
-    def open_at(self, instant: datetime) -> bool:
-        """Whether the item's position is open at `instant` (an order's once it executed)."""
-        opened = self.opened
-        return opened is not None and self.closed is not None and opened <= instant < self.closed
-
-    def order_open_at(self, instant: datetime) -> bool:
-        return (
-            self.kind == "order" and self.ended is not None and self.start <= instant < self.ended
-        )
-
-
-_ONE_MS, _TWO_MS, _ONE_DAY = timedelta(milliseconds=1), timedelta(milliseconds=2), timedelta(1)
+_TWO_MS, _ONE_DAY = timedelta(milliseconds=2), timedelta(1)
 
 
 def _hold(rng: random.Random) -> int:
@@ -790,53 +767,145 @@ def _hold(rng: random.Random) -> int:
     return int((8 * 3600 + rng.random() * (4 * 86400 - 8 * 3600)) * 1000)
 
 
-def plan_day(world: World, account: int, day: date) -> tuple[Planned, ...]:
+_US = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+
+
+class DayPlan:
+    """An account's planned items of one day, kept as plain integers (microseconds after the
+    day's midnight) so a plan of thousands of items is cheap to draw and to search; an item
+    becomes a `Planned` only when it is asked for."""
+
+    __slots__ = ("begins", "closes", "kinds", "midnight", "opens", "orders", "partials", "seeds")
+
+    def __init__(self, midnight: datetime) -> None:
+        self.midnight = midnight
+        self.kinds: list[str] = []
+        self.begins: list[int] = []  # the item's first row
+        self.opens: list[int] = []  # when its position opens; -1: it has none
+        self.closes: list[int] = []  # when its position closes; -1: it has none
+        self.partials: list[int] = []  # when its position may be partly closed; -1: never
+        self.seeds: list[int] = []
+        self.orders: dict[int, tuple[int, str, datetime | None]] = {}  # ended, outcome, gtd
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def __iter__(self) -> Iterator[Planned]:
+        return (self.item(i) for i in range(len(self.kinds)))
+
+    def _at(self, us: int) -> datetime:
+        return self.midnight + us * _US
+
+    def _us(self, instant: datetime) -> int:
+        return (instant - self.midnight) // _US
+
+    def item(self, index: int) -> Planned:
+        at, kind = self._at, self.kinds[index]
+        close, part = self.closes[index], self.partials[index]
+        ended = outcome = good_till = None
+        if kind == "order":
+            ended_us, outcome, good_till = self.orders[index]
+            ended = at(ended_us)
+        return Planned(
+            index, kind, at(self.begins[index]), at(close) if close >= 0 else None, ended,
+            outcome, good_till, at(part) if part >= 0 else None, self.seeds[index],
+        )  # fmt: skip
+
+    def open_at(self, instant: datetime) -> list[Planned]:
+        """Items whose position is open at `instant`."""
+        now = self._us(instant)
+        return [
+            self.item(i)
+            for i, (o, c) in enumerate(zip(self.opens, self.closes, strict=True))
+            if 0 <= o <= now < c
+        ]
+
+    def orders_open_at(self, instant: datetime) -> list[Planned]:
+        now = self._us(instant)
+        return [
+            self.item(i)
+            for i, (ended, _, _) in self.orders.items()
+            if self.begins[i] <= now < ended
+        ]
+
+    def transacting(self, start: datetime, end: datetime) -> list[Planned]:
+        """Items that may have a transaction in `[start, end)`: commission, partial close,
+        swaps, closing trade and guaranteed-stop fee all fall on times the plan knows."""
+        s, e = self._us(start), self._us(end)
+        midnight = -(-s // _DAY_US) * _DAY_US  # the first midnight at or after `start`
+        found = []
+        for i, (o, c, p) in enumerate(zip(self.opens, self.closes, self.partials, strict=True)):
+            if o < 0 or c + 2000 < s or o >= e:
+                continue
+            if (
+                s <= o + 1000 < e
+                or (c < e and c + 2000 >= s)
+                or s <= p < e
+                or (midnight < e and o < midnight < c)
+            ):
+                found.append(self.item(i))
+        return found
+
+
+def plan_day(world: World, account: int, day: date) -> DayPlan:
     """The items an account's day starts, with their times only: cheap (no price is read), so
     which items touch an instant or a window is known without building any row."""
     acct = world.accounts[account]
+    plan = DayPlan(datetime(day.year, day.month, day.day, tzinfo=UTC))
     if day <= acct.opened:  # trading starts the day after the first deposit
-        return ()
+        return plan
     rng = seeded_rng(world.seed, "plan", account, day.isoformat())
     random_, bits = rng.random, rng.getrandbits
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    latest = (HORIZON_DAYS - 1) * 86_400_000  # ms after `start`
-    ms = timedelta(milliseconds=1)
-    items: list[Planned] = []
-    append = items.append
-    for index in range(_count(rng, world.positions_per_day)):
+    latest = (HORIZON_DAYS - 1) * 86_400_000  # ms after midnight
+    kinds, begins, opens, closes = plan.kinds, plan.begins, plan.opens, plan.closes
+    partials, seeds = plan.partials, plan.seeds
+    for _ in range(_count(rng, world.positions_per_day)):
         opened = int(random_() * 86_400_000)
         closed = min(opened + _hold(rng), latest)
         part = opened + int((closed - opened) * (0.5 + 0.4 * random_()))
-        append(Planned(index, "position", start + opened * ms, start + closed * ms, None, None,
-                       None, start + part * ms, bits(64)))  # fmt: skip
+        kinds.append("position")
+        begins.append(opened * 1000)
+        opens.append(opened * 1000)
+        closes.append(closed * 1000)
+        partials.append(part * 1000)
+        seeds.append(bits(64))
+    start = plan.midnight
     for _ in range(_count(rng, world.orders_per_day)):
-        created = start + int(random_() * 86_400_000) * ms
+        created = int(random_() * 86_400_000)
         good_till = None
         if random_() < 0.5:
-            good_till = created + timedelta(hours=rng.randint(2, 48))
+            good_till = start + timedelta(milliseconds=created, hours=rng.randint(2, 48))
             good_till = good_till.replace(second=0, microsecond=0)
         outcome = _pick(rng, (("EXECUTED", 50), ("CANCELLED", 30), ("EXPIRED", 20)))
         if outcome == "EXPIRED" and good_till is None:
             outcome = "CANCELLED"
         if outcome == "EXPIRED":
             assert good_till is not None
-            ended = good_till
+            ended = (good_till - start) // timedelta(milliseconds=1)
         else:
-            ended = created + int((30 + random_() * (36 * 3600 - 30)) * 1000) * ms
-            if good_till is not None and ended > good_till:
-                ended = good_till - timedelta(seconds=1)
-        closed = partial = None
+            ended = created + int((30 + random_() * (36 * 3600 - 30)) * 1000)
+            if good_till is not None and start + timedelta(milliseconds=ended) > good_till:
+                ended = (good_till - start) // timedelta(milliseconds=1) - 1000
+        closed = part = -1
         if outcome == "EXECUTED":
-            since = (ended - start) // ms
-            until = min(since + _hold(rng), latest)
-            closed = start + until * ms
-            partial = start + (since + int((until - since) * (0.5 + 0.4 * random_()))) * ms
-        append(Planned(len(items), "order", created, closed, ended, outcome, good_till, partial,
-                       bits(64)))  # fmt: skip
+            closed = min(ended + _hold(rng), latest)
+            part = ended + int((closed - ended) * (0.5 + 0.4 * random_()))
+        plan.orders[len(kinds)] = (ended * 1000, outcome, good_till)
+        kinds.append("order")
+        begins.append(created * 1000)
+        opens.append(ended * 1000 if closed >= 0 else -1)
+        closes.append(closed * 1000 if closed >= 0 else -1)
+        partials.append(part * 1000 if part >= 0 else -1)
+        seeds.append(bits(64))
     if random_() < 0.03:  # a rejected attempt leaves an activity row and nothing else
-        ts = start + int(random_() * 86_400_000) * ms
-        append(Planned(len(items), "rejected", ts, seed=bits(64)))
-    return tuple(items)
+        kinds.append("rejected")
+        begins.append(int(random_() * 86_400_000) * 1000)
+        opens.append(-1)
+        closes.append(-1)
+        partials.append(-1)
+        seeds.append(bits(64))
+    return plan
 
 
 def build_item(b: DayBuilder, account: int, item: Planned) -> None:

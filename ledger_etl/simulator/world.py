@@ -26,6 +26,7 @@ from ledger_etl.simulator.events import (
     IDS_PER_ITEM,
     DayBuilder,
     DayEvents,
+    DayPlan,
     OrderLife,
     Planned,
     PositionLife,
@@ -146,7 +147,7 @@ class World:
         self.items_built = 0  # items built alone (see `item`)
         # Plans and items built on their own (see events.plan_day), for balances inside a day
         # and open deals: a login never generates a whole day.
-        self._plans: OrderedDict[tuple[int, date], tuple[Planned, ...]] = OrderedDict()
+        self._plans: OrderedDict[tuple[int, date], DayPlan] = OrderedDict()
         self._items: OrderedDict[tuple[int, date, int, bool], Item] = OrderedDict()
         self._item_cache = item_cache
         self.totals = DayTotals(self)
@@ -268,7 +269,7 @@ class World:
             day += timedelta(days=1)
 
     # -- items built on their own ----------------------------------------------------------------
-    def plan(self, account: int, day: date) -> tuple[Planned, ...]:
+    def plan(self, account: int, day: date) -> DayPlan:
         key = (account, day)
         with self._lock:
             found = self._plans.get(key)
@@ -301,12 +302,11 @@ class World:
                 self._items.popitem(last=False)
         return found
 
-    def _planned_since(self, account: int, day: date) -> Iterator[tuple[date, Planned]]:
-        """The items of the days whose rows can reach `day` (a horizon back), oldest first."""
+    def _plans_since(self, account: int, day: date) -> Iterator[tuple[date, DayPlan]]:
+        """The plans of the days whose rows can reach `day` (a horizon back), oldest first."""
         source = max(self.config.start, day - timedelta(days=HORIZON_DAYS))
         while source <= day:
-            for planned in self.plan(account, source):
-                yield source, planned
+            yield source, self.plan(account, source)
             source += ONE_DAY
 
     def scripted_transactions(self, account: int, start: datetime, end: datetime) -> list[Row]:
@@ -318,8 +318,8 @@ class World:
             b = DayBuilder(self, day)
             cash_rows(b)
             rows += [r for r in b.rows if r.account == account and r.kind == "transaction"]
-        for source, planned in self._planned_since(account, day):
-            if planned.may_transact(start, end):
+        for source, plan in self._plans_since(account, day):
+            for planned in plan.transacting(start, end):
                 rows += [r for r in self.item(account, source, planned)[0]
                          if r.kind == "transaction"]  # fmt: skip
         return [r for r in rows if start <= r.ts < end]
@@ -361,8 +361,8 @@ class World:
         """Positions open at `now`, oldest first (by open time, then dealId)."""
         found = [
             p
-            for source, planned in self._planned_since(account, now.date())
-            if planned.open_at(now)
+            for source, plan in self._plans_since(account, now.date())
+            for planned in plan.open_at(now)
             for p in self.item(account, source, planned, lives_only=True)[1]
             if p.opened <= now < p.closed and self.book.scripted_alive(p.deal_id, now)
         ]
@@ -372,8 +372,8 @@ class World:
     def open_orders(self, account: int, now: datetime) -> list[OrderLife]:
         found = [
             o
-            for source, planned in self._planned_since(account, now.date())
-            if planned.order_open_at(now)
+            for source, plan in self._plans_since(account, now.date())
+            for planned in plan.orders_open_at(now)
             for o in self.item(account, source, planned)[2]
             if o.created <= now < o.ended and self.book.scripted_alive(o.deal_id, now)
         ]
@@ -403,7 +403,7 @@ class World:
         index = seq // IDS_PER_ITEM - 1
         if not 0 <= index < len(plan):
             return None
-        _, positions, orders = self.item(account, base, plan[index])
+        _, positions, orders = self.item(account, base, plan.item(index))
         for item in [*positions, *orders]:
             if item.deal_reference == deal_reference:
                 return item

@@ -319,18 +319,8 @@ def test_orders_are_cancelled_amended_and_expire(dealer: Dealer) -> None:
     _views_agree(dealer)
 
 
-def _scripted_order(dealer: Dealer) -> dict[str, Any]:
-    """A working order of the script open now, or within the next four days (the clock moves)."""
-    for _ in range(96):
-        found = [o for o in dealer.orders().values() if "-54c4-" in o["dealId"]]
-        if found:
-            return found[0]
-        dealer.server.simulator.clock.advance(3600)
-    raise AssertionError("the script has no working order open within four days")
-
-
 def test_a_scripted_working_order_amended_through_the_api(dealer: Dealer) -> None:
-    scripted = _scripted_order(dealer)
+    scripted = dealer.scripted_order()
     bid, ask = dealer.quote(scripted["epic"])
     level = float(ask * Decimal("0.5")) if scripted["direction"] == "BUY" else float(bid * 2)
     if scripted["orderType"] == "STOP":
