@@ -737,13 +737,6 @@ class Planned(NamedTuple):
             return self.start
         return self.ended if self.closed is not None else None
 
-    @property
-    def last(self) -> datetime:
-        """The time of the item's last row (a guaranteed stop's fee comes 2 ms after the close)."""
-        if self.closed is not None:
-            return self.closed + _TWO_MS
-        return self.ended or self.start
-
     def midnights(self) -> list[datetime]:
         """The UTC midnights the position is held over (each books a swap)."""
         opened, closed = self.opened, self.closed
@@ -757,7 +750,7 @@ class Planned(NamedTuple):
         return found
 
 
-_TWO_MS, _ONE_DAY = timedelta(milliseconds=2), timedelta(1)
+_ONE_DAY = timedelta(days=1)
 
 
 def _hold(rng: random.Random) -> int:
