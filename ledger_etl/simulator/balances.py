@@ -3,21 +3,25 @@
 A balance is the sum of every transaction before an instant. Summing generated rows from the
 first day costs minutes for a two-year world at thousands of rows a day (trade P&L follows the
 price paths, so no row can be skipped), far too slow for `POST /session`. So the totals come
-first: each account's net flow of each UTC day, `net(account, day)`, is drawn from a seed of its
-own, O(1) a day, and a balance at midnight is a running sum of drawn numbers (microseconds a day,
-kept in memory, nothing on disk). The rows follow the totals: the day's last transaction, an
-`ADJUSTMENT` at 23:59:59.999 UTC (`settlement_row`), books the difference between the drawn net
-and the other rows of the day, exactly, in Decimal. History pages, `/accounts`, the ground truth
-and the ledger a client builds therefore agree to the cent: the settlement is a row like any other.
+first: each account's net flow of each UTC day, `net(account, day)`, is drawn from one stream of
+random numbers per account, day after day (microseconds a day, kept in memory, nothing on disk),
+and a balance at midnight is a running sum of drawn numbers.
+
+A day is cut into settlement slots (`slots_per_day`: one at a few rows a day, up to 96 of 15
+minutes at thousands) and its net split over them exactly (`slot_nets`). The rows follow: each
+slot's first row in time, an `ADJUSTMENT` ("Settlement adjustment") at the slot's first
+millisecond (`settlement_row`), books the difference between the slot's drawn net and its other
+rows, exactly, in Decimal. History pages, `/accounts`, the ground truth and a client's ledger
+therefore agree to the cent: the settlement is a row like any other. A balance inside a slot is
+the sum up to the slot's end less the slot's rows from the instant on (`World.balance_at`): those
+come from the few items the plans say transact there (`events.plan_day`), built on their own;
+the history is never generated for a balance.
 
 The drawn net keeps an account's money sane: on the day it opens it is the first deposit; after
 that it pulls the end-of-day balance back towards ten times the account's base amount, with noise
 that grows with the trading volume, and never lets a day end below the base amount. A settlement
-is of the size of a day's trading result, never a balance's worth.
-
-A balance inside a day adds the day's rows before the instant (`World.balance_at`): those come
-from the items the day's and the previous days' plans say touch it (`events.plan_day`), built on
-their own; the whole history is never generated.
+is of the size of a slot's trading result, never a balance's worth. No settlement falls in the
+last second before a day (a sync's edge probe reads that second from the day before its range).
 """
 
 from __future__ import annotations
@@ -86,9 +90,14 @@ class DayTotals:
         return _midnight(day) + timedelta(milliseconds=slot * self.slot_ms)
 
     def settlement_time(self, day: date, slot: int) -> datetime:
-        """The last millisecond of the slot: its settlement is its last row."""
-        end = DAY_MS if slot == self.slots - 1 else (slot + 1) * self.slot_ms
-        return _midnight(day) + timedelta(milliseconds=end - 1)
+        """The slot's first millisecond: its settlement books there (after any other row of that
+        millisecond), never in the last second before a day, which a sync's edge probe reads."""
+        return self.slot_start(day, slot)
+
+    def slot_end(self, day: date, slot: int) -> datetime:
+        return _midnight(day) + timedelta(
+            milliseconds=DAY_MS if slot == self.slots - 1 else (slot + 1) * self.slot_ms
+        )
 
     # -- reading --------------------------------------------------------------------------------
     def before(self, account: int, day: date) -> Decimal:

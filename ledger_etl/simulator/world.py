@@ -250,9 +250,12 @@ class World:
         for slot, (net, booked) in enumerate(zip(nets, slots, strict=True)):
             with localcontext(SUM_CONTEXT):
                 rest = net - sum((r.fields["size"] for r in booked), Decimal(0))
-            out += booked
+            at = totals.settlement_time(day, slot)
+            same = sum(1 for r in booked if r.ts == at)  # rows of its millisecond come first
+            out += booked[:same]
             if rest:
-                out.append(settlement_row(account, totals.settlement_time(day, slot), rest))
+                out.append(settlement_row(account, at, rest))
+            out += booked[same:]
         return out
 
     def rows_between(
@@ -327,24 +330,23 @@ class World:
     # -- balances -----------------------------------------------------------------------------
     def balance_at(self, account: int, instant: datetime) -> Decimal:
         """Sum of the account's transactions strictly before `instant`: the drawn nets of the
-        days and settlement slots before it, plus its slot's rows before it (built from the
-        items that transact in it), plus what dealing changed."""
+        days and settlement slots before it; inside a slot, whose settlement is its first row,
+        the slot's net less its rows from the instant to the slot's end (built from the items
+        that transact there); plus what dealing changed."""
         cut = instant.astimezone(UTC)
         totals = self.totals
         if cut.date() < self.config.start:
             total = Decimal(0)
         else:
             day, slot = cut.date(), totals.slot_of(cut)
-            total = totals.before_slot(account, day, slot)
             start = totals.slot_start(day, slot)
-            if cut > totals.settlement_time(day, slot):
-                net = totals.slot_nets(account, day)[slot]
-                with localcontext(SUM_CONTEXT):
-                    total += net
-            elif start < cut:
-                rows = self.scripted_transactions(account, start, cut)  # may round: outside
-                with localcontext(SUM_CONTEXT):
-                    total += sum((r.fields["size"] for r in rows), Decimal(0))
+            if cut <= start:
+                total = totals.before_slot(account, day, slot)
+            else:
+                after = totals.before_slot(account, day, slot + 1)
+                rest = self.scripted_transactions(account, cut, totals.slot_end(day, slot))
+                with localcontext(SUM_CONTEXT):  # the rows above may round: built outside
+                    total = after - sum((r.fields["size"] for r in rest), Decimal(0))
         # Above are the script's rows, hidden ones included: the book says what it changed.
         return total + self.book.balance_delta(account, cut)
 

@@ -93,8 +93,9 @@ def test_every_slot_adds_up_to_its_drawn_net_with_one_sane_settlement() -> None:
                 assert sum((r.fields["size"] for r in mine), Decimal(0)) == net
                 settlements = [r for r in mine if r.fields["note"] == "Settlement adjustment"]
                 assert len(settlements) <= 1
-                for row in settlements:
-                    assert row is mine[-1] and row.fields["transactionType"] == SETTLEMENT_TYPE
+                for row in settlements:  # the slot's first row, after those of its ms
+                    assert row.ts == totals.slot_start(day, slot) == mine[0].ts
+                    assert row.fields["transactionType"] == SETTLEMENT_TYPE
                     # Of the size of a slot's trading, never a balance's worth.
                     assert abs(row.fields["size"]) < 10 * world.accounts[account].base_amount
             # A day never ends below the account's base amount.
