@@ -161,10 +161,9 @@ def simulator() -> None:
     "--cache-dir",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where balance checkpoints are kept, so a restart logs in at once "
-    "(default <project>/var/simulator).",
+    help="Accepted for compatibility; balances are drawn per day and need no checkpoint.",
 )
-@click.option("--no-cache", is_flag=True, default=False, help="Keep balance totals in memory only.")
+@click.option("--no-cache", is_flag=True, default=False, help="Accepted for compatibility.")
 @click.option(
     "--log-level",
     default="info",
@@ -193,8 +192,8 @@ def simulator_serve(
 ) -> None:
     """Serve the simulator over HTTP (clients use http://HOST:PORT, adding /api/v1).
 
-    Balances and the days a login reads are computed in the background from the start (and
-    checkpointed under --cache-dir), so the first login does not wait for the whole history."""
+    Balances are drawn per day, never summed from the history (see simulator.balances); the
+    items a login reads are warmed in the background from the start."""
     from dataclasses import replace
 
     from ledger_etl.settings import project_root
@@ -316,6 +315,13 @@ def _print_sync(report: SyncReport) -> None:
                 f"{summary.changed:>7} {summary.unchanged:>7} {summary.quarantined:>8} "
                 f"{summary.windows:>7} {summary.failed_windows:>6} {summary.retries:>7}"
             )
+    for account in report.accounts:
+        for name, summary in account.endpoints.items():
+            if summary.removed:
+                click.echo(
+                    f"{account.account_id} {name}: {summary.removed} stored entries removed, "
+                    "their re-fetched version is rejected (kept in quarantine)"
+                )
     for account_id, reason in report.balances_skipped.items():
         click.echo(f"balance of {account_id} not recorded (kept in quarantine): {reason}")
     click.echo(

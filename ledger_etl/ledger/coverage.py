@@ -74,7 +74,8 @@ def proven_first_movement(engine: Engine, account_id: str) -> datetime | None:
             )
         ).scalar()
         upper = observed - SETTLE
-        if upper > first and stored_gaps(conn, account_id, "transactions", first, upper):
+        since = first.replace(microsecond=0)  # windows are whole seconds; rows carry ms
+        if upper > since and stored_gaps(conn, account_id, "transactions", since, upper):
             return None
     if Decimal(total or 0) != Decimal(observation.balance):
         return None

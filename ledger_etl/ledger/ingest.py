@@ -54,6 +54,7 @@ class IngestSummary:
     changed: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    removed: int = 0  # stored entries taken out: their re-fetched version is now rejected
     flagged: int = 0  # stored, but marked (unknown type, cleaned note, ...)
     windows: int = 0
     failed_windows: int = 0
@@ -75,6 +76,7 @@ class IngestSummary:
             "changed",
             "unchanged",
             "quarantined",
+            "removed",
             "flagged",
             "windows",
             "failed_windows",
@@ -232,6 +234,20 @@ def account_currency(engine: Engine | Connection, account_id: str) -> str | None
         return conn.execute(query).scalar()
 
 
+@dataclass
+class _Verdicts:
+    """References of this range's transactions that were accepted and that were rejected."""
+
+    accepted: set[str] = field(default_factory=set)
+    rejected: set[str] = field(default_factory=set)
+
+    def leaving(self) -> set[str]:
+        """Stored entries the broker now sends in a form that is rejected: they leave the ledger
+        (`LedgerWriter.remove_entries`), as a rebuild would take them out. A reference also
+        accepted in this range (two windows returned two versions) stays."""
+        return self.rejected - self.accepted
+
+
 def _staged_transactions(
     result: HistoryResult,
     chart: ChartOfAccounts,
@@ -239,25 +255,45 @@ def _staged_transactions(
     summary: IngestSummary,
     currency: str | None,
     skip: set[int] | frozenset[int] = frozenset(),
+    verdicts: _Verdicts | None = None,
 ) -> Iterator[StagedTransaction]:
     """The range's transactions, normalized; rows that cannot enter the ledger are quarantined.
     Rows at the indexes in `skip` (stored unchanged, see `ledger.marks`) are left out."""
     account_id, endpoint = result.account_id, result.endpoint
+    verdicts = verdicts if verdicts is not None else _Verdicts()
     for index, (row, raw, window) in enumerate(
         zip(result.rows, result.raws, result.windows, strict=True)
     ):
-        if not isinstance(row, Transaction) or index in skip:
+        if not isinstance(row, Transaction):
+            continue
+        if index in skip:
+            verdicts.accepted.add(row.reference)
             continue
         normalized = normalize_transaction(account_id, row, chart, currency)
         if isinstance(normalized, Rejected):
+            verdicts.rejected.add(row.reference)
             quarantined.append(
                 QuarantineRow(
                     account_id, endpoint, raw, normalized.reason, window.start, window.end
                 )
             )
             continue
+        verdicts.accepted.add(row.reference)
         summary.flagged += bool(normalized.flags)
         yield StagedTransaction(normalized, raw, window.start, window.end)
+
+
+def _unparsed_references(result: HistoryResult) -> set[str]:
+    """References of the range's transaction rows that could not be parsed at all (a row
+    returned outside its window is not a verdict on the row: another window may return it)."""
+    if result.endpoint != "transactions":
+        return set()
+    found = set()
+    for problem in result.problems:
+        reference = problem.row.get("reference") if isinstance(problem.row, dict) else None
+        if isinstance(reference, str) and " outside window " not in problem.reason:
+            found.add(reference)
+    return found
 
 
 def _write_transactions(
@@ -284,10 +320,14 @@ def _write_transactions(
             for i, (row, raw) in enumerate(zip(result.rows, result.raws, strict=True))
             if isinstance(row, Transaction)
         ])  # fmt: skip
+    verdicts = _Verdicts(rejected=_unparsed_references(result))
     counts = writer.write_transactions(
-        _staged_transactions(result, chart, quarantined, summary, currency, skip), fresh=first
+        _staged_transactions(result, chart, quarantined, summary, currency, skip, verdicts),
+        fresh=first,
     )
     counts.unchanged += len(skip)
+    if not first:
+        counts.removed = writer.remove_entries(account_id, verdicts.leaving())
     summary.flagged += flagged
     wrote = counts.inserted + counts.changed > 0
     marks.after_write(conn, account_id, mark, current, first=first, wrote=wrote)
@@ -347,10 +387,11 @@ def ingest_history(
         summary.quarantined = writer.quarantine(quarantined)
         writer.log_fetches(_fetch_rows(result, fetched_at or datetime.now(UTC)))
         checkpoint("before_commit")
-    summary.inserted, summary.changed, summary.unchanged = (
+    summary.inserted, summary.changed, summary.unchanged, summary.removed = (
         counts.inserted,
         counts.changed,
         counts.unchanged,
+        counts.removed,
     )
     summary.windows = len(result.records)
     summary.failed_windows = len(result.failed)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, and_, delete, func, select
+from sqlalchemy import Engine, and_, func, select
 
 from ledger_etl.capital.models import Transaction, parse_transaction
 from ledger_etl.ledger import marks
@@ -26,7 +25,6 @@ from ledger_etl.ledger.chart import ChartOfAccounts
 from ledger_etl.ledger.ingest import account_currency
 from ledger_etl.ledger.normalize import Rejected, normalize_transaction
 from ledger_etl.ledger.store import LedgerWriter, QuarantineRow, StagedTransaction
-from ledger_etl.ledger.store import _jsonable as jsonable  # entry_history's one spelling
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ def renormalize(
         writer.lock_account(account_id)
         counts = writer.write_transactions(staged)
         quarantined = writer.quarantine(rejected)
-        removed = _remove_entries(conn, run_id, account_id, leaving)
+        removed = writer.remove_entries(account_id, leaving)
         # The account's normalization mark (ledger.marks) says what its rows were made with.
         current = marks.fingerprint(chart, currency)
         if marks.covers_account(conn, account_id, start, end):
@@ -106,31 +104,6 @@ def renormalize(
         engine, account_id, start, end, changed=counts.changed, quarantined=quarantined,
         removed=removed,
     )  # fmt: skip
-
-
-def _remove_entries(
-    conn: Connection, run_id: str, account_id: str, references: Sequence[str]
-) -> int:
-    """Take the entries of rejected raw rows out of the ledger, in the caller's transaction:
-    each one's last version goes to `entry_history`, its raw row (quarantined by the caller,
-    with the same text) leaves `raw_transactions`. Returns how many entries there were."""
-    e, raw = s.ledger_entries, s.raw_transactions
-    removed = 0
-    for at in range(0, len(references), 500):
-        chunk = list(references[at : at + 500])
-        mine = and_(e.c.account_id == account_id, e.c.reference.in_(chunk))
-        entries = conn.execute(select(e).where(mine)).mappings().all()
-        if entries:
-            now = datetime.now(UTC)
-            conn.execute(s.entry_history.insert(), [
-                {"account_id": account_id, "reference": row["reference"],
-                 "previous": jsonable(row), "replaced_at": now, "run_id": run_id}
-                for row in entries
-            ])  # fmt: skip
-            conn.execute(delete(e).where(mine))
-            removed += len(entries)
-        conn.execute(delete(raw).where(raw.c.account_id == account_id, raw.c.reference.in_(chunk)))
-    return removed
 
 
 def summarize(

@@ -36,6 +36,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    delete,
     select,
     table,
     text,
@@ -115,6 +116,7 @@ class WriteCounts:
     unchanged: int = 0
     quarantined: int = 0
     history: list[str] = field(default_factory=list)  # references whose content changed
+    removed: int = 0  # stored entries whose re-fetched version is now rejected
 
 
 def sqlite_time(value: datetime) -> str:
@@ -475,6 +477,31 @@ class LedgerWriter:
             self.conn.execute(_upsert_quarantine(self.dialect), values)
         return len(unique)
 
+    def remove_entries(self, account_id: str, references: Iterable[str]) -> int:
+        """Take stored entries that now fail to qualify out of the ledger: each one's last version
+        goes to `entry_history`, its raw row leaves `raw_transactions` (the caller quarantines the
+        rejected text with its reason). Returns how many entries there were."""
+        e, raw = s.ledger_entries, s.raw_transactions
+        wanted = sorted({r for r in references if _usable_key(r)})
+        removed = 0
+        for at in range(0, len(wanted), 500):
+            chunk = wanted[at : at + 500]
+            mine = and_(e.c.account_id == account_id, e.c.reference.in_(chunk))
+            entries = self.conn.execute(select(e).where(mine)).mappings().all()
+            if entries:
+                now = datetime.now(UTC)
+                self.conn.execute(s.entry_history.insert(), [
+                    {"account_id": account_id, "reference": row["reference"],
+                     "previous": _jsonable(row), "replaced_at": now, "run_id": self.run_id}
+                    for row in entries
+                ])  # fmt: skip
+                self.conn.execute(delete(e).where(mine))
+                removed += len(entries)
+            self.conn.execute(
+                delete(raw).where(raw.c.account_id == account_id, raw.c.reference.in_(chunk))
+            )
+        return removed
+
     def log_fetches(self, records: Sequence[dict[str, Any]]) -> None:
         if records:
             self.conn.execute(
@@ -506,6 +533,20 @@ def _upsert_quarantine(dialect: str) -> Any:
             bindparam("window_end", type_=s.UtcDateTime()),
         )
     return statement
+
+
+def _usable_key(reference: object) -> bool:
+    """A reference that can name a stored entry: text every backend accepts as a key (a
+    rejected row's reference may hold a NUL, a lone surrogate or 10,000 characters)."""
+    if not isinstance(reference, str) or not reference or "\x00" in reference:
+        return False
+    if len(reference) > s.ledger_entries.c.reference.type.length:
+        return False
+    try:
+        reference.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _jsonable(row: Any) -> dict[str, Any]:

@@ -109,7 +109,7 @@ class Simulator:
         from ledger_etl.simulator.synthetic import market_data
 
         self.market = market_data(self.config.world.seed, self.config.extra_markets)
-        self.world = World(self.config.world, self.market, checkpoint_dir=self.config.cache_dir)
+        self.world = World(self.config.world, self.market)
         self.sessions = SessionStore(
             self.clock, self.config.session_idle_seconds, self.config.session_max_age_seconds
         )

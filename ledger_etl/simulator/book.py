@@ -205,7 +205,7 @@ class DealBook:
     def _add(self, row: Row) -> None:
         key = (row.account, row.kind, row.ts.date())
         bucket = self.rows.setdefault(key, [])
-        row.order = 1_000_000 + len(bucket)  # after scripted rows of the same millisecond
+        row.order = (1 << 41) + len(bucket)  # after scripted rows (settlements too) of its ms
         if row.kind == "transaction":
             row.fields["reference"] = self._reference(row, bucket)
             row.fields["currency"] = self.world.accounts[row.account].wire_currency
@@ -224,7 +224,7 @@ class DealBook:
 
 def source_day(deal_id: str, near: date) -> date:
     """The day whose events produced a scripted deal: its id carries the day number's low 16
-    bits (see `events._DayBuilder.next_deal_id`), and it lies at most a horizon before `near`."""
+    bits (see `events.DayBuilder.next_deal_id`), and it lies at most a horizon before `near`."""
     bits = int(deal_id.split("-")[1], 16)
     for back in range(HORIZON_DAYS + 1):
         candidate = near - timedelta(days=back)

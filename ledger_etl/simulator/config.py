@@ -15,7 +15,7 @@ from ledger_etl.simulator.world import WorldConfig
 
 # The revision of the world generator (world.py, events.py, prices.py): bump it with any change
 # that alters the rows a world serves, so a ledger filled from the old rows refuses the new ones.
-GENERATOR_REVISION = 2
+GENERATOR_REVISION = 3
 
 
 def world_detail(world: WorldConfig) -> dict[str, Any]:
@@ -59,7 +59,8 @@ class SimulatorConfig:
     orders_per_hour: int | None = 1000  # ... and at most this many an hour (demo worlds only)
     faults: dict[str, Any] = field(default_factory=dict)
     request_log_size: int = 20000
-    # Where balance checkpoints live (see simulator.balances); None keeps them in memory only.
+    # Unused since balances are drawn per day (see simulator.balances) and need no checkpoint;
+    # still accepted so existing config files and `simulator serve --cache-dir` keep working.
     cache_dir: Path | None = None
     # The price stream (see simulator.stream): real seconds between ticks (each tick sends one
     # quote per subscribed open market and the OHLC events of the bars that closed), epics per

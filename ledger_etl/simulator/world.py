@@ -1,9 +1,10 @@
 """The simulated client: its financial accounts, their history, and the ground truth.
 
 History is produced lazily, one UTC day at a time, by `events.generate_day`, and kept in a small
-LRU cache, so a year at thousands of rows a day never sits in memory at once. Only per-day
-balance totals are remembered beyond the cache (`balances.DayTotals`, optionally checkpointed to
-disk); `warm_up` computes them, and the days a login reads, ahead of the first request.
+LRU cache, so a year at thousands of rows a day never sits in memory at once. Balances come from
+drawn per-day and per-slot totals (`balances.DayTotals`), the rows of the instant's own slot and
+the items open at an instant from items built alone (`events.plan_day`, `events.build_item`):
+no request has to generate a whole day to answer a login.
 """
 
 from __future__ import annotations
@@ -13,23 +14,33 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
+from decimal import Decimal, localcontext
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from ledger_etl.simulator.balances import DayTotals
+from ledger_etl.simulator.balances import SUM_CONTEXT, DayTotals, settlement_row
 from ledger_etl.simulator.book import DealBook
 from ledger_etl.simulator.events import (
+    EPOCH_DAY,
     HORIZON_DAYS,
+    IDS_PER_ITEM,
+    DayBuilder,
     DayEvents,
+    DayPlan,
     OrderLife,
+    Planned,
     PositionLife,
     Row,
+    build_item,
+    cash_rows,
     day_number,
     generate_day,
+    plan_day,
     seeded_rng,
 )
+
+ONE_DAY = timedelta(days=1)
+Item = tuple[list[Row], list[PositionLife], list[OrderLife]]
 
 # Rates used to convert P&L and transfers between currencies (units of USD per unit).
 USD_RATES = {
@@ -103,7 +114,7 @@ class World:
         config: WorldConfig,
         market: PriceSource,
         cache_days: int = 48,
-        checkpoint_dir: Path | None = None,
+        item_cache: int = 16_384,
     ) -> None:
         self.config = config
         self.seed = config.seed
@@ -133,7 +144,13 @@ class World:
         self._lock = threading.Lock()
         self._pending: dict[date, threading.Event] = {}
         self.days_generated = 0  # calls of generate_day, for tests and benchmarks
-        self.totals = DayTotals(self, checkpoint_dir)
+        self.items_built = 0  # items built alone (see `item`)
+        # Plans and items built on their own (see events.plan_day), for balances inside a day
+        # and open deals: a login never generates a whole day.
+        self._plans: OrderedDict[tuple[int, date], DayPlan] = OrderedDict()
+        self._items: OrderedDict[tuple[int, date, int, bool], Item] = OrderedDict()
+        self._item_cache = item_cache
+        self.totals = DayTotals(self)
         self.book = DealBook(self)
 
     # -- accounts -----------------------------------------------------------------------------
@@ -212,6 +229,7 @@ class World:
         rows = [k[3] for k in keyed]
         if kind == "transaction":
             acct = self.accounts[account]
+            rows = self._settled(account, day, rows)
             for seq, row in enumerate(rows):
                 # 15 digits: 1, day number, account, sequence, 000: unique, increasing with time;
                 # the last three digits leave room for the deal book's rows (see simulator.book).
@@ -219,6 +237,26 @@ class World:
                 row.fields["currency"] = acct.wire_currency
                 row.fields["status"] = "PROCESSED"
         return rows
+
+    def _settled(self, account: int, day: date, rows: list[Row]) -> list[Row]:
+        """The day's rows with each settlement slot's adjustment as its last row, so the rows
+        of every slot add up to the slot's drawn net (see simulator.balances)."""
+        totals = self.totals
+        nets = totals.slot_nets(account, day)
+        slots: list[list[Row]] = [[] for _ in nets]
+        for row in rows:
+            slots[totals.slot_of(row.ts)].append(row)
+        out: list[Row] = []
+        for slot, (net, booked) in enumerate(zip(nets, slots, strict=True)):
+            with localcontext(SUM_CONTEXT):
+                rest = net - sum((r.fields["size"] for r in booked), Decimal(0))
+            at = totals.settlement_time(day, slot)
+            same = sum(1 for r in booked if r.ts == at)  # rows of its millisecond come first
+            out += booked[:same]
+            if rest:
+                out.append(settlement_row(account, at, rest))
+            out += booked[same:]
+        return out
 
     def rows_between(
         self, account: int, kind: str, start: datetime, end: datetime
@@ -233,47 +271,102 @@ class World:
                     yield row
             day += timedelta(days=1)
 
+    # -- items built on their own ----------------------------------------------------------------
+    def plan(self, account: int, day: date) -> DayPlan:
+        key = (account, day)
+        with self._lock:
+            found = self._plans.get(key)
+            if found is not None:
+                self._plans.move_to_end(key)
+                return found
+        found = plan_day(self, account, day)
+        with self._lock:
+            self._plans[key] = found
+            while len(self._plans) > 64 * len(self.accounts):
+                self._plans.popitem(last=False)
+        return found
+
+    def item(self, account: int, day: date, planned: Planned, lives_only: bool = False) -> Item:
+        """One planned item's rows, positions and orders, exactly as its whole day has them
+        (with `lives_only`, its positions only: no rows, no orders)."""
+        key = (account, day, planned.index, lives_only)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        b = DayBuilder(self, day, lives_only)
+        build_item(b, account, planned)
+        found = (b.rows, b.positions, b.orders)
+        with self._lock:
+            self.items_built += 1
+            self._items[key] = found
+            while len(self._items) > self._item_cache:
+                self._items.popitem(last=False)
+        return found
+
+    def _plans_since(self, account: int, day: date) -> Iterator[tuple[date, DayPlan]]:
+        """The plans of the days whose rows can reach `day` (a horizon back), oldest first."""
+        source = max(self.config.start, day - timedelta(days=HORIZON_DAYS))
+        while source <= day:
+            yield source, self.plan(account, source)
+            source += ONE_DAY
+
+    def scripted_transactions(self, account: int, start: datetime, end: datetime) -> list[Row]:
+        """The script's transactions of one account with `start <= ts < end` inside one UTC day
+        (hidden ones included, the day's settlement not), from the items that touch it."""
+        day = start.date()
+        rows: list[Row] = []
+        if day >= self.config.start:
+            b = DayBuilder(self, day)
+            cash_rows(b)
+            rows += [r for r in b.rows if r.account == account and r.kind == "transaction"]
+        for source, plan in self._plans_since(account, day):
+            for planned in plan.transacting(start, end):
+                rows += [r for r in self.item(account, source, planned)[0]
+                         if r.kind == "transaction"]  # fmt: skip
+        return [r for r in rows if start <= r.ts < end]
+
     # -- balances -----------------------------------------------------------------------------
     def balance_at(self, account: int, instant: datetime) -> Decimal:
-        """Sum of the account's transactions strictly before `instant`: the final day totals
-        before its UTC day, plus that day's rows up to it, plus what dealing changed."""
+        """Sum of the account's transactions strictly before `instant`: the drawn nets of the
+        days and settlement slots before it; inside a slot, whose settlement is its first row,
+        the slot's net less its rows from the instant to the slot's end (built from the items
+        that transact there); plus what dealing changed."""
         cut = instant.astimezone(UTC)
-        day = max(cut.date(), self.config.start)
-        total = self.totals.before(account, day)
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        if start < cut:
-            total += sum(
-                (r.fields["size"] for r in self.rows_between(account, "transaction", start, cut)),
-                Decimal(0),
-            )
-        # The day's own rows above already are the book's view; before it, the totals are the
-        # script's, so add what the book changed there.
-        return total + self.book.balance_delta(account, min(start, cut))
+        totals = self.totals
+        if cut.date() < self.config.start:
+            total = Decimal(0)
+        else:
+            day, slot = cut.date(), totals.slot_of(cut)
+            start = totals.slot_start(day, slot)
+            if cut <= start:
+                total = totals.before_slot(account, day, slot)
+            else:
+                after = totals.before_slot(account, day, slot + 1)
+                rest = self.scripted_transactions(account, cut, totals.slot_end(day, slot))
+                with localcontext(SUM_CONTEXT):  # the rows above may round: built outside
+                    total = after - sum((r.fields["size"] for r in rest), Decimal(0))
+        # Above are the script's rows, hidden ones included: the book says what it changed.
+        return total + self.book.balance_delta(account, cut)
 
     def warm_up(self, now: datetime) -> None:
-        """Do ahead of time what a login at `now` needs: the totals of every day before today,
-        then the source days of today's rows and of the open positions, left in the day cache."""
-        today = max(now.astimezone(UTC).date(), self.config.start)
-        self.totals.ensure(today - timedelta(days=1))
-        for _ in self._recent(now):
-            pass
+        """Do ahead of time what a login at `now` needs: every account's balance and open
+        positions, whose items are then in the item cache."""
+        for account in range(len(self.accounts)):
+            self.balance_at(account, now)
+            self.open_positions(account, now)
+            self.open_orders(account, now)
 
     # -- state at an instant ------------------------------------------------------------------
-    def _recent(self, now: datetime) -> Iterator[DayEvents]:
-        day = max(self.config.start, now.date() - timedelta(days=HORIZON_DAYS))
-        while day <= now.date():
-            yield self.day_events(day)
-            day += timedelta(days=1)
-
     def open_positions(self, account: int, now: datetime) -> list[PositionLife]:
         """Positions open at `now`, oldest first (by open time, then dealId)."""
         found = [
             p
-            for ev in self._recent(now)
-            for p in ev.positions
-            if p.account == account
-            and p.opened <= now < p.closed
-            and self.book.scripted_alive(p.deal_id, now)
+            for source, plan in self._plans_since(account, now.date())
+            for planned in plan.open_at(now)
+            for p in self.item(account, source, planned, lives_only=True)[1]
+            if p.opened <= now < p.closed and self.book.scripted_alive(p.deal_id, now)
         ]
         found += self.book.open_positions(account, now)
         return sorted(found, key=lambda p: (p.opened, p.deal_id))
@@ -281,31 +374,39 @@ class World:
     def open_orders(self, account: int, now: datetime) -> list[OrderLife]:
         found = [
             o
-            for ev in self._recent(now)
-            for o in ev.orders
-            if o.account == account
-            and o.created <= now < o.ended
-            and self.book.scripted_alive(o.deal_id, now)
+            for source, plan in self._plans_since(account, now.date())
+            for planned in plan.orders_open_at(now)
+            for o in self.item(account, source, planned)[2]
+            if o.created <= now < o.ended and self.book.scripted_alive(o.deal_id, now)
         ]
         found += self.book.open_orders(account, now)
         return sorted(found, key=lambda o: (o.created, o.deal_id))
 
     def find_deal(self, deal_reference: str) -> PositionLife | OrderLife | None:
-        """Look a deal reference up by the day encoded in its id (see `events._DayBuilder`)."""
+        """Look a deal reference up by the day, account and item encoded in its id (see
+        `events.DayBuilder`): only that item is built."""
         try:
+            parts = deal_reference[2:].split("-")
             if deal_reference.startswith("p_"):
-                day_part = int(deal_reference[2:].split("-")[1], 16)
-                base = date(2000, 1, 1) + timedelta(days=day_part)
+                base = EPOCH_DAY + timedelta(days=int(parts[1], 16))
+                account, seq = int(parts[3], 16), int(parts[4], 16)
             elif deal_reference.startswith("o_"):
-                base = date(2000, 1, 1) + timedelta(days=int(deal_reference[2:].split("-")[0], 16))
+                base = EPOCH_DAY + timedelta(days=int(parts[0], 16))
+                account, seq = int(parts[1], 16), int(parts[4], 16)
             else:
                 return None
         except (ValueError, IndexError, OverflowError):
             return None
-        if not self.config.start <= base <= date(9999, 1, 1):
+        if not (
+            self.config.start <= base <= date(9999, 1, 1) and 0 <= account < len(self.accounts)
+        ):
             return None
-        events = self.day_events(base)
-        for item in [*events.positions, *events.orders]:
+        plan = self.plan(account, base)
+        index = seq // IDS_PER_ITEM - 1
+        if not 0 <= index < len(plan):
+            return None
+        _, positions, orders = self.item(account, base, plan.item(index))
+        for item in [*positions, *orders]:
             if item.deal_reference == deal_reference:
                 return item
         return None

@@ -263,7 +263,7 @@ def test_boundary_rows_are_neither_lost_nor_doubled(bounds):
                 after = fetch_history(client, account, spec, middle, last)
                 check(server, before)
                 check(server, after)
-                truth = Truth(server, account, spec, first, last)
+                truth = Truth(server, account, spec, first - PROBE, last)  # the probe reaches back
                 on_middle = truth.at_instant(middle)
                 assert on_middle, "the month boundary carries rows"
                 # Each range: the boundary row comes from whichever side the server gives it to.

@@ -53,6 +53,16 @@ class Dealer(ApiSession):
         rows = self.get("/workingorders").json()["workingOrders"]
         return {o["workingOrderData"]["dealId"]: o["workingOrderData"] for o in rows}
 
+    def scripted_order(self) -> dict[str, Any]:
+        """A working order of the script open now, or within the next four days (the clock
+        moves an hour at a time until one is)."""
+        for _ in range(96):
+            found = [o for o in self.orders().values() if "-54c4-" in o["dealId"]]
+            if found:
+                return found[0]
+            self.server.simulator.clock.advance(3600)
+        raise AssertionError("the script has no working order open within four days")
+
     def balance(self) -> Decimal:
         account = self.get("/session").json()["accountId"]
         for item in self.get("/accounts").json()["accounts"]:

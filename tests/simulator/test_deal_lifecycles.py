@@ -320,7 +320,7 @@ def test_orders_are_cancelled_amended_and_expire(dealer: Dealer) -> None:
 
 
 def test_a_scripted_working_order_amended_through_the_api(dealer: Dealer) -> None:
-    scripted = next(o for o in dealer.orders().values() if "-54c4-" in o["dealId"])
+    scripted = dealer.scripted_order()
     bid, ask = dealer.quote(scripted["epic"])
     level = float(ask * Decimal("0.5")) if scripted["direction"] == "BUY" else float(bid * 2)
     if scripted["orderType"] == "STOP":

@@ -158,7 +158,7 @@ def test_size_is_not_amendable(dealer: Dealer) -> None:
     position = next(iter(dealer.positions()))
     answer = dealer.send("PUT", f"/positions/{position}", {"size": 2, "stopDistance": 50})
     assert (answer.status_code, answer.json()) == (400, {"errorCode": "error.invalid.size"})
-    order = next(iter(dealer.orders()))
+    order = dealer.scripted_order()["dealId"]
     answer = dealer.send("PUT", f"/workingorders/{order}", {"size": 2})
     assert (answer.status_code, answer.json()) == (400, {"errorCode": "error.invalid.size"})
 

@@ -47,6 +47,7 @@ class SyncConfig(dg.Config):
 
 def _fetch_metadata(reports: list[tuple[str, str, SyncReport]], endpoint: str) -> dict[str, Any]:
     rows = windows = failed = splits = retries = relogins = quarantined = flagged = inserted = 0
+    removed = 0
     gaps: list[str] = []
     for month, account, report in reports:
         for entry in report.accounts:
@@ -61,6 +62,7 @@ def _fetch_metadata(reports: list[tuple[str, str, SyncReport]], endpoint: str) -
             retries += summary.retries
             relogins += summary.relogins
             quarantined += summary.quarantined
+            removed += summary.removed
             flagged += summary.flagged
             gaps += [
                 f"{account} {month}: [{g.start.isoformat()}, {g.end.isoformat()})"
@@ -69,7 +71,8 @@ def _fetch_metadata(reports: list[tuple[str, str, SyncReport]], endpoint: str) -
     return {
         "partitions": len(reports), "rows": rows, "new_rows": inserted, "windows": windows,
         "failed_windows": failed, "splits": splits, "retries": retries, "relogins": relogins,
-        "quarantined": quarantined, "flagged": flagged, "gaps": dg.MetadataValue.json(gaps),
+        "quarantined": quarantined, "removed": removed, "flagged": flagged,
+        "gaps": dg.MetadataValue.json(gaps),
         "ledger_runs": dg.MetadataValue.json([r.run_id for _, _, r in reports]),
     }  # fmt: skip
 
