@@ -46,6 +46,7 @@ from ledger_etl.simulator.server import free_port
 SECRET = "benchmark-secret-0123456789"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # a Thursday noon: the markets used are open
 WARM_CONNECTIONS = 20  # connections opened before the clock starts (TradingView keeps them too)
+WARM_SECONDS = 2.0  # after the service answers, before the figures: it reads its markets
 EPICS = (("GOLD", "0.1"), ("EURUSD", "1000"), ("US500", "0.1"), ("BTCUSD", "0.01"))
 
 
@@ -60,6 +61,8 @@ def _service(sim_url: str, db_url: str, live: bool) -> tuple[subprocess.Popen, s
         **os.environ, "CAPITAL_API_URL": sim_url, "CAPITAL_API_KEY": SIMULATOR_API_KEY,
         "CAPITAL_IDENTIFIER": SIMULATOR_IDENTIFIER, "CAPITAL_PASSWORD": SIMULATOR_PASSWORD,
         "LEDGER_DATABASE_URL": db_url, "LEDGER_INTENTS_SECRET": SECRET,
+        # The markets traded: the service reads their dealing rules at start (`Executor.warm`).
+        "LEDGER_INTENTS_ALLOWED_EPICS": ",".join(epic for epic, _ in EPICS),
     }  # fmt: skip
     command = [str(Path(sys.executable).with_name("ledger-etl")), "intents", "serve",
                "--port", str(port)] + (["--live"] if live else [])  # fmt: skip
@@ -69,6 +72,7 @@ def _service(sim_url: str, db_url: str, live: bool) -> tuple[subprocess.Popen, s
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
+                time.sleep(WARM_SECONDS)  # the executor reads the allowed markets meanwhile
                 return process, url
         except httpx.TransportError:
             time.sleep(0.1)

@@ -25,9 +25,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from ledger_etl.capital.errors import ApiError, CapitalError
 from ledger_etl.capital.trading_models import Confirm
+from ledger_etl.ledger.db import checkpoint_wal
 from ledger_etl.ledger.faultpoints import checkpoint
 from ledger_etl.ledger.schema import trade_intents
 from ledger_etl.trading.requests import record_confirm, record_submission
@@ -43,6 +45,7 @@ ORDER_SPACING_S = 0.1  # the broker refuses a second order request within 0.1 s
 RECOVERY_GRACE = timedelta(seconds=5)
 MAX_RESCHEDULE_S = 5.0
 REFRESH_EVERY_S = 1.0
+CHECKPOINT_EVERY_S = 1.0
 DRY_RUN_REASON = "dry run: validated, not sent"
 DRY_RUN_BATCH = ("dry_run",)
 
@@ -70,14 +73,18 @@ class Executor(RecoveryMixin):
         self.sleep = sleep
         self._last_send = 0.0
         self._last_refresh = 0.0
+        self._last_checkpoint = 0.0
+        self.warm_epics: list[str] = []  # read at start (`warm`); set by the runner
         self.view = DealsView()
         # How long an unchanged broker state must stay unchanged before "not dealt" is concluded.
         self.recovery_grace = RECOVERY_GRACE
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle_s: float = 0.02) -> None:
-        """Recover what a previous process left in doubt, then serve the queue until `stop`."""
+        """Recover what a previous process left in doubt, read the markets the webhook will
+        be asked about (`warm_epics`), then serve the queue until `stop`."""
         self.recover_all()
+        self.warm(stop)
         while not stop.is_set():
             try:
                 worked = self.run_once()
@@ -85,9 +92,34 @@ class Executor(RecoveryMixin):
                 log.exception("intents executor step failed; retrying")
                 worked = 0
                 stop.wait(1.0)
+            self._checkpoint()
             if not worked:
                 self._refresh()
                 stop.wait(idle_s)
+
+    def warm(self, stop: threading.Event) -> None:
+        """Cache the dealing rules of `warm_epics` (allowed epics, the symbol map's markets and
+        those of the last week's intents), so the first webhooks after a start are judged
+        from the cache in one short transaction instead of waiting for the broker."""
+        market = getattr(self.broker, "market", None)
+        for epic in self.warm_epics:
+            if stop.is_set() or market is None:
+                return
+            try:
+                market(epic)
+            except CapitalError as error:
+                log.warning("could not read market %s at start: %s", epic, error)
+
+    def _checkpoint(self) -> None:
+        """Once a second, a passive WAL checkpoint on SQLite, here rather than in the commit of
+        whichever webhook request crossed the WAL's size limit (`db.defer_checkpoints`)."""
+        if time.monotonic() - self._last_checkpoint < CHECKPOINT_EVERY_S:
+            return
+        self._last_checkpoint = time.monotonic()
+        try:
+            checkpoint_wal(self.engine)
+        except OperationalError as error:
+            log.warning("WAL checkpoint failed: %s", error)
 
     def _refresh(self) -> None:
         """Idle time: keep the markets the webhook judges by cached (it never waits for them)."""

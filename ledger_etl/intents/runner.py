@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,9 +24,11 @@ from sqlalchemy import Engine
 
 from ledger_etl.capital import CapitalClient
 from ledger_etl.errors import InputError
+from ledger_etl.ledger.db import defer_checkpoints
 from ledger_etl.simulator.server import free_port
 from ledger_etl.trading.policy import load_policy
 
+from . import store
 from .auth import Allowlist
 from .broker import CapitalBroker
 from .executor import Executor
@@ -34,6 +37,7 @@ from .risk import Caps
 from .service import ServiceContext, create_app
 
 log = logging.getLogger("ledger_etl.intents")
+WARM_HISTORY = timedelta(days=7)  # the markets of intents this recent are read at start
 RISK_WARNING = (
     "CFDs are complex instruments and come with a high risk of losing money rapidly due to "
     "leverage. Orders sent from alerts execute without a person looking at them: check every "
@@ -90,6 +94,8 @@ def build(
     engine: Engine, client: CapitalClient, options: Options
 ) -> tuple[ServiceContext, Executor]:
     check_live(client, options)
+    # Commits that answer webhooks never copy the WAL back; the executor checkpoints it.
+    defer_checkpoints(engine)
     broker = CapitalBroker(client)
     caps = Caps(
         options.allowed_epics,
@@ -102,7 +108,14 @@ def build(
     ctx = ServiceContext(
         intake, options.secret, options.hmac_secret, Allowlist(options.allowed_ips)
     )
-    return ctx, Executor(engine, broker, caps, live=options.live)
+    executor = Executor(engine, broker, caps, live=options.live)
+    since = datetime.now(UTC) - WARM_HISTORY
+    executor.warm_epics = sorted(
+        set(options.allowed_epics or ())
+        | set(intake.symbol_map.values())
+        | set(store.recent_epics(engine, since))
+    )
+    return ctx, executor
 
 
 class IntentsService:

@@ -348,6 +348,17 @@ def sent_since(engine: Engine, account_id: str, since: datetime) -> int:
     return len(rows)
 
 
+def recent_epics(engine: Engine, since: datetime) -> list[str]:
+    """The markets of intents received at or after `since`: the ones a restarted service will
+    most likely be asked about again."""
+    c = trade_intents.c
+    with connect(engine) as conn:
+        rows = conn.execute(
+            select(c.epic).where(c.received_at >= since, c.epic.is_not(None)).distinct()
+        ).all()
+    return sorted(r.epic for r in rows)
+
+
 def listing(engine: Engine, state: str | None = None, limit: int = 1000) -> list[Any]:
     c = trade_intents.c
     query = select(trade_intents).order_by(c.received_at.desc(), c.id).limit(limit)

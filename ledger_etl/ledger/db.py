@@ -117,6 +117,20 @@ def checkpoint_deferred(connection: Connection) -> Iterator[None]:
             driver.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT}")  # type: ignore[union-attr]
 
 
+def defer_checkpoints(engine: Engine) -> None:
+    """On SQLite, no commit through `engine` checkpoints the WAL any more: a long-running
+    service whose requests wait on commits checkpoints from a background loop instead
+    (`checkpoint_wal`), so no request pays for copying the WAL back. A no-op on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _no_autocheckpoint(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    engine.dispose()  # connections opened before this point reopen with the setting
+
+
 def checkpoint_wal(engine: Engine) -> float:
     """A passive WAL checkpoint on SQLite (it never waits for, nor blocks, readers or writers);
     returns the seconds it took (0 on PostgreSQL). Called at the end of each run."""

@@ -129,3 +129,40 @@ def test_the_deals_view_adds_what_was_opened_and_drops_what_it_cannot_model():
     view.put(("acc", False), [other])
     now[0] += 1.0
     assert view.get(("acc", False)) is None  # older than a second: read the broker again
+
+
+def _gold_reads(sim) -> int:
+    with sim.simulator.stats.lock:
+        return sim.simulator.stats.by_path.get("/markets/GOLD", 0)
+
+
+def _wait_for_gold(sim, above: int, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _gold_reads(sim) <= above:
+        assert time.monotonic() < deadline, f"/markets/GOLD was not read within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_a_started_service_reads_its_markets_before_the_first_webhook(
+    start_service, account_id, intents_sim
+):
+    # The allowed epics are read at start: the first webhook is judged from the cache.
+    gold = _gold_reads(intents_sim)
+    svc = start_service(live=False, allowed_epics=frozenset({"GOLD"}))
+    _wait_for_gold(intents_sim, gold)
+    warmed = _market_reads(intents_sim)
+    first = svc.post(intent(account_id, alert_id="first-after-start", epic="GOLD", size=1))
+    assert first.status_code == 202
+    assert [s["state"] for s in first.json()["intent"]["steps"]] == ["RECEIVED", "VALIDATED"]
+    assert _market_reads(intents_sim) == warmed
+    assert wait_final(svc, first.json()["intent"]["id"])["state"] == "DRY_RUN"
+    svc.stop()
+    # A restart without an allow-list reads the markets of the last week's intents.
+    gold = _gold_reads(intents_sim)
+    again = start_service(live=False)
+    _wait_for_gold(intents_sim, gold)
+    second = again.post(intent(account_id, alert_id="first-after-restart", epic="GOLD", size=1))
+    assert second.status_code == 202
+    assert [s["state"] for s in second.json()["intent"]["steps"]] == ["RECEIVED", "VALIDATED"]
