@@ -9,6 +9,7 @@
 | CAPITAL_ENCRYPTED_PASSWORD | `true` to send the password RSA-encrypted | `false` |
 | CAPITAL_RATE_LIMIT | client-side request rate, requests per second | `10` |
 | CAPITAL_SPLIT_THRESHOLD | rows at which a history answer counts as cut short (bisected) | `1000` |
+| LEDGER_CREDENTIALS_FILE | several logins: YAML or TOML file (`logins.py`) | unset: one login |
 | LEDGER_DATABASE_URL | ledger SQLAlchemy URL | `sqlite:///<project>/var/ledger.sqlite` |
 | LEDGER_SQLITE_BUSY_TIMEOUT | seconds a SQLite connection waits for another process's lock | `60` |
 | LEDGER_EXPORT_DIR | where statements are written | `<project>/var/exports` |
@@ -45,6 +46,7 @@ DEFAULT_SPLIT_THRESHOLD = 1000
 VARIABLES = (
     "CAPITAL_API_URL", "CAPITAL_API_KEY", "CAPITAL_IDENTIFIER", "CAPITAL_PASSWORD",
     "CAPITAL_ENCRYPTED_PASSWORD", "CAPITAL_RATE_LIMIT", "CAPITAL_SPLIT_THRESHOLD",
+    "LEDGER_CREDENTIALS_FILE",
     "LEDGER_DATABASE_URL", "LEDGER_SQLITE_BUSY_TIMEOUT", "LEDGER_EXPORT_DIR",
     "LEDGER_CHART_OF_ACCOUNTS", "LEDGER_CLOSE_DAY", "LEDGER_CLOSE_HOUR", "DAGSTER_HOME",
     "LEDGER_ETL_KILL_AT",
@@ -152,6 +154,32 @@ def capital_settings(env: Mapping[str, str] | None = None) -> CapitalSettings:
         rate_limit=rate,
         split_threshold=split,
     )
+
+
+def client_limits(env: Mapping[str, str] | None = None) -> tuple[float, int]:
+    """(CAPITAL_RATE_LIMIT, CAPITAL_SPLIT_THRESHOLD): the defaults of every login."""
+    env = os.environ if env is None else env
+    rate = _positive(env, "CAPITAL_RATE_LIMIT", 10.0, float, "a number")
+    split = _positive(
+        env, "CAPITAL_SPLIT_THRESHOLD", DEFAULT_SPLIT_THRESHOLD, int, "a whole number"
+    )
+    return rate, split
+
+
+def credentials_file(env: Mapping[str, str] | None = None) -> Path | None:
+    """`LEDGER_CREDENTIALS_FILE`: the logins file (see `ledger_etl.logins`), or None: one login,
+    configured by the CAPITAL_* variables."""
+    env = os.environ if env is None else env
+    raw = (env.get("LEDGER_CREDENTIALS_FILE") or "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def secret_reference(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The value of the environment variable a credentials file refers to (`${name}`), or None
+    when it is unset or blank. The caller names the login and field in its error."""
+    env = os.environ if env is None else env
+    value = env.get(name)
+    return value if value is not None and value.strip() else None
 
 
 def database_url(env: Mapping[str, str] | None = None) -> str:
