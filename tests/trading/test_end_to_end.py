@@ -20,6 +20,7 @@ from ledger_etl.capital.trading import (
     open_position,
 )
 from ledger_etl.ledger.schema import trading_changelog
+from ledger_etl.simulator.fills import SCAN_SECONDS
 from ledger_etl.sync import sync_range
 from ledger_etl.trading import changelog
 from ledger_etl.trading.lifecycle import ORDER, POSITION
@@ -56,13 +57,15 @@ def _free_epics(sim, now) -> list[str]:
 
 
 def _fill_level(sim, epic, now, minutes=10):
-    """A BUY LIMIT level the ask reaches within `minutes` but is not at now."""
+    """A BUY LIMIT level the ask reaches within `minutes` but is not at now. The ask stays at
+    or below it for a whole scan step (`fills.SCAN_SECONDS`): the simulator samples the path
+    on that grid, and a dip shorter than a step may go unseen (simulator/fills.py)."""
     series = sim.market.series(epic)
     start = int(now.timestamp())
     asks = [
         series.ask_ticks(series.raw_mid_ticks(s)) for s in range(start + 5, start + minutes * 60)
     ]
-    level = min(asks)
+    level = min(max(asks[i : i + SCAN_SECONDS + 1]) for i in range(len(asks) - SCAN_SECONDS))
     current = series.ask_ticks(series.raw_mid_ticks(start))
     if level >= current:
         return None
@@ -247,7 +250,7 @@ def test_deals_follow_their_lifecycles_end_to_end(ledger_engine, frozen_sim, sim
     sync_range(sim_client, ledger_engine, day, desk.now().replace(microsecond=0), [account])
     with ledger_engine.connect() as conn:
         tied, untied = ties_out(conn, account, desk.now() + timedelta(days=1))
-    assert tied >= 2 and untied == [], untied
+    assert tied >= 1 and untied == [], untied  # ours, and any of the world's that closed
     story = lifecycle_report(ledger_engine, account, pos_id)
     assert story["executed"]["closes"][-1]["realised"]  # compared with the ledger above
     assert [t["source"] for t in story["transitions"]][:2] == ["submission", "confirm"]
