@@ -1,7 +1,8 @@
 """An ad-hoc backfill from the Dagster UI, clicked through in a real browser (Debian's chromium
 driven by Playwright): open the asset graph, pick the history assets, choose one account and one
 month in the launch dialog, launch, follow the run on the runs page until it succeeds, and find
-the statement's folder in the asset's metadata, a folder that exists on disk.
+the statement's folder in the asset's metadata, a folder that exists on disk; once with a
+SQLite ledger and once with a PostgreSQL one.
 
 The webserver runs alone with Dagster's default run coordinator, so the run starts as soon as it
 is launched: no daemon, and no schedule or sensor competing with it for the simulator (the
@@ -28,7 +29,14 @@ import pytest
 from ledger_etl.defs.history.partitions import ACCOUNTS
 from ledger_etl.simulator import SimulatorServer
 from ledger_etl.simulator.server import free_port
-from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, make_server
+from tests.conftest import (
+    API_KEY,
+    IDENTIFIER,
+    PASSWORD,
+    database_url_of,
+    make_server,
+    make_test_engine,
+)
 from tests.integration.ledger_helpers import account_ids
 from tests.service.conftest import ARTEFACTS, browser  # noqa: F401 - the chromium fixture
 
@@ -55,15 +63,19 @@ def small_sim() -> Iterator[SimulatorServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def webserver(
-    small_sim: SimulatorServer, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    small_sim: SimulatorServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict]:
+    """The Dagster webserver on a ledger of each backend (an empty file / a fresh schema)."""
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text(INSTANCE)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(ACCOUNTS.name, account_ids(small_sim))
     data = tmp_path_factory.mktemp("data")
+    ledger_url = database_url_of(make_test_engine(request.param, data, request))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPITAL_", "LEDGER_"))}
     env.update(
@@ -72,7 +84,7 @@ def webserver(
         CAPITAL_API_KEY=API_KEY,
         CAPITAL_IDENTIFIER=IDENTIFIER,
         CAPITAL_PASSWORD=PASSWORD,
-        LEDGER_DATABASE_URL=f"sqlite:///{data / 'ledger.sqlite'}",
+        LEDGER_DATABASE_URL=ledger_url,
         LEDGER_EXPORT_DIR=str(data / "exports"),
     )
     bin_dir = Path(sys.executable).parent
