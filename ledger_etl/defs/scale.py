@@ -34,6 +34,10 @@ DEFAULT_LOGIN = "default"
 # file gets `capital_api/<login>`, so logins run side by side, each at its own rate.
 API_POOL = "capital_api"
 _LONGEST_WAIT = 2.0
+# A step waits this long for its login's slot, then gives its worker back and is retried.
+SLOT_WAIT_LIMIT = 60.0
+SLOT_RETRIES = 60
+SLOT_RETRY_WAIT = 5.0
 IN_PROCESS = ("", "default", "multiprocess")
 # Celery settings of the run process (the executor) and of the workers (celery_worker.py) alike.
 # A step's task is acknowledged when it has finished, not when a worker takes it (`acks_late`),
@@ -175,14 +179,20 @@ def login_slot(context: dg.AssetExecutionContext, login: str | None) -> Iterator
     run_id = context.run.run_id
     step_key = context.op_execution_context.get_step_execution_context().step.key
     try:
-        waited = False
+        began, logged = time.monotonic(), False
         while True:
             status = storage.claim_concurrency_slot(pool, run_id, step_key)
             if status.is_claimed:
                 break
-            if not waited:
+            if not logged:
                 context.log.info(f"waiting for a slot of pool {pool}")
-                waited = True
+                logged = True
+            if time.monotonic() - began > SLOT_WAIT_LIMIT:
+                # The holder may be a step whose worker died: its task waits on the broker for
+                # a free worker while this step, waiting here, holds one. Give the worker back
+                # and try again later (this step's place in the queue is dropped below).
+                context.log.info(f"no slot of pool {pool} in {SLOT_WAIT_LIMIT:.0f} s; retrying")
+                raise dg.RetryRequested(max_retries=SLOT_RETRIES, seconds_to_wait=SLOT_RETRY_WAIT)
             time.sleep(min(status.sleep_interval or 0.5, _LONGEST_WAIT))
         yield
     finally:
