@@ -123,10 +123,12 @@ def backfill(
                 following = pieces[index + prefetch]
                 futures.append(pool.submit(fetch_window, client, epic, resolution, following))
             report.requests += 1
-            kept = [u for u in updates if piece.contains(u.t)]
-            report.rejected += [
-                f"{u.t.isoformat()} outside {piece}" for u in updates if u not in kept
-            ]
+            kept: list[BarUpdate] = []
+            for u in updates:  # one pass: a membership test per bar would be quadratic
+                if piece.contains(u.t):
+                    kept.append(u)
+                else:
+                    report.rejected.append(f"{u.t.isoformat()} outside {piece}")
             seen = datetime.now(UTC).replace(microsecond=0)
             report.changed += store_updates(engine, kept, seen)
             report.bars += len(kept)
