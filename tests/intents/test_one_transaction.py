@@ -64,6 +64,7 @@ def test_a_cached_market_is_judged_and_stored_in_one_step_with_both_changes_logg
         logged = conn.execute(
             select(c.from_state, c.to_state)
             .where(c.deal_id.in_([f"intent:{view['id']}", f"intent:{bad.json()['intent']['id']}"]))
+            .where(c.to_state.in_(["RECEIVED", "VALIDATED", "REJECTED"]))  # not the executor's
             .order_by(c.seq)
         ).all()
     assert [tuple(r) for r in logged] == [

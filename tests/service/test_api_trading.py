@@ -117,6 +117,14 @@ def test_reads_are_audited_and_listed_in_openapi(trading: Trading) -> None:
         assert http.get("/api/exposure", params={"account": trading.account}).status_code == 200
         paths = http.get("/openapi.json").json()["paths"]
     assert {"/api/exposure", "/api/orders", "/api/prices/{epic}/bars"} <= set(paths)
+    # The reads audited below are made here: the module's other tests may run elsewhere.
+    hour = {"resolution": "MINUTE", "from": "2026-01-15T08:00:00Z", "to": "2026-01-15T09:00:00Z"}
+    with trading.client("fay") as http:
+        http.get("/api/prices/GOLD/bars", params=hour)
+        assert http.get("/api/exposure", params={"account": trading.account}).status_code == 403
+    with trading.client("otto") as http:
+        http.get("/api/prices/GOLD/bars", params=hour)
+        assert http.get("/api/orders", params={"account": trading.account}).status_code == 404
     a = s.read_audit
     with trading.engine.connect() as conn:
         rows = conn.execute(select(a).where(a.c.path.like("/api/%"))).all()
