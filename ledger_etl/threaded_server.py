@@ -24,6 +24,20 @@ class ThreadedServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _quiet_server(self, app: object) -> uvicorn.Server:
+        """A uvicorn server of `app` on `host`:`port`: HTTP/1.1 (h11), lifespan on, warnings
+        only, no access log (the simulator's and the simulator fleet's settings)."""
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host=self.host,
+            port=self.port,
+            http="h11",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+        )
+        return uvicorn.Server(config)
+
     def _before_start(self) -> None:
         """Logging set-up a subclass needs before the first request."""
 

@@ -15,8 +15,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import uvicorn
-
 from ledger_etl.simulator.app import Simulator
 from ledger_etl.simulator.clock import Clock
 from ledger_etl.simulator.config import SimulatorConfig
@@ -117,17 +115,7 @@ class FleetServer(ThreadedServer):
         self.fleet = SimulatorFleet(logins, clock)
         self.host = host
         self.port = port or free_port(host)
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.fleet,
-                host=host,
-                port=self.port,
-                http="h11",
-                lifespan="on",
-                log_level="warning",
-                access_log=False,
-            )
-        )
+        self._server = self._quiet_server(self.fleet)
 
     def _before_start(self) -> None:
         _quiet_uvicorn()

@@ -61,17 +61,7 @@ class SimulatorServer(ThreadedServer):
         self.simulator = Simulator(config, clock)
         self.host = host
         self.port = port or free_port(host)
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.simulator,
-                host=host,
-                port=self.port,
-                http="h11",
-                lifespan="on",
-                log_level="warning",
-                access_log=False,
-            )
-        )
+        self._server = self._quiet_server(self.simulator)
 
     _thread_name = "capital-simulator"
     _what = "the simulator"
