@@ -7,17 +7,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import dagster as dg
-import psycopg
 import pytest
 
 from ledger_etl.defs.history.assets import API_POOL
@@ -27,49 +23,18 @@ from ledger_etl.ledger.db import make_engine, upgrade
 from ledger_etl.simulator import SimulatorServer
 from ledger_etl.statements.published import PublishedStatements
 from tests.conftest import API_KEY, IDENTIFIER, PASSWORD, make_server
+from tests.dagster.celery_deployment import BIN, BROKER, ROOT, fresh_databases
+from tests.dagster.celery_deployment import dagster_url as _dagster_url
 from tests.integration.ledger_helpers import account_ids, ledger_amounts, truth_amounts
 
-ROOT = Path(__file__).resolve().parents[2]
 MONTHS = ["2025-10", "2025-11"]
-BROKER = os.environ.get("LEDGER_TEST_CELERY_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
-SERVER = os.environ.get("LEDGER_TEST_POSTGRES_SERVER", "postgresql://postgres@127.0.0.1:5432")
-BIN = Path(sys.executable).parent
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError:
-        return False
-    return True
-
-
-def _require_services() -> None:
-    """Locally, skip with the reason when RabbitMQ or PostgreSQL is absent; in CI, fail."""
-    missing = [
-        name
-        for name, port in (("RabbitMQ", 5672), ("PostgreSQL", 5432))
-        if not _reachable("127.0.0.1", port)
-    ]
-    if missing and os.environ.get("CI") != "true":
-        pytest.skip(f"{' and '.join(missing)} not reachable on 127.0.0.1 (required in CI)")
-    assert not missing, f"{missing} not reachable on 127.0.0.1: CI must provide them"
 
 
 @pytest.fixture(scope="module")
 def databases() -> Iterator[dict[str, str]]:
     """A fresh database for the Dagster instance and one for the ledger, dropped afterwards."""
-    _require_services()
-    names = {kind: f"ledger_etl_{kind}_{uuid.uuid4().hex[:10]}" for kind in ("dagster", "ledger")}
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        for name in names.values():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {kind: f"{SERVER}/{name}" for kind, name in names.items()}
-    finally:
-        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-            for name in names.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_databases() as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +98,6 @@ def deployment(
             os.killpg(workers.pid, signal.SIGKILL)
         log.close()
         os.environ.pop("DAGSTER_POSTGRES_URL", None)
-
-
-def _dagster_url(url: str) -> str:
-    """dagster-postgres speaks psycopg2: name the driver (SQLAlchemy 2.1 defaults to psycopg 3)."""
-    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 def _materialize(deployment: dict, partition: str) -> subprocess.CompletedProcess:
