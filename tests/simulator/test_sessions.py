@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -180,6 +181,26 @@ def test_rate_limit_ten_per_second_per_user(api: ApiSession) -> None:
     assert api.get("/ping").json() == {"errorCode": "error.too-many.requests"}
     api.server.simulator.clock.advance(1.0)
     assert api.get("/ping").status_code == 200
+
+
+def test_rate_limit_counts_a_request_when_it_arrives_not_when_its_slow_answer_leaves(
+    api: ApiSession,
+) -> None:
+    # Nine slow requests arrive in the login's simulated second; their answers come a second
+    # later. The next second's ten requests are all within the limit: the slow ones were
+    # counted when they arrived.
+    clock = api.server.simulator.clock
+    clock.freeze()
+    api.login()
+    rule = {"kind": "latency", "seconds": 1.5, "method": "GET", "path": "^/accounts$"}
+    assert api.admin.put("/faults", json={"rules": [rule]}).status_code == 200
+    with ThreadPoolExecutor(9) as pool:
+        slow = [pool.submit(api.get, "/accounts") for _ in range(9)]
+        time.sleep(0.5)  # all nine have arrived and are waiting out their latency
+        clock.advance(1.0)
+        assert [f.result().status_code for f in slow] == [200] * 9
+    assert [api.get("/ping").status_code for _ in range(10)] == [200] * 10
+    assert api.get("/ping").status_code == 429
 
 
 def test_login_limit_one_per_second_per_key(api: ApiSession) -> None:
