@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -232,12 +233,22 @@ def _keep_rows(
         else:
             parsed.append((row, item, item_text))
     # Identical content is numbered in the order of the full raw row, not of the response, so
-    # two windows returning the same rows in a different order still agree on the numbers.
-    parsed.sort(key=lambda p: (_sortable(spec.content_key(p[0])), _canonical(p[1])))
+    # two windows returning the same rows in a different order still agree on the numbers. Only
+    # rows that share their content need that order (the canonical text is costly to build).
+    contents = [spec.content_key(row) for row, _, _ in parsed]
+    shared = Counter(contents)
+    order = sorted(
+        range(len(parsed)),
+        key=lambda i: (
+            _sortable(contents[i]),
+            _canonical(parsed[i][1]) if shared[contents[i]] > 1 else "",
+        ),
+    )
     seen: Counter[tuple[Any, ...]] = Counter()
     kept = []
-    for row, _, item_text in parsed:
-        content = spec.content_key(row)
+    for i in order:
+        row, _, item_text = parsed[i]
+        content = contents[i]
         key = (*content, seen[content]) if spec.number_duplicates else content
         seen[content] += 1
         kept.append((row, key, item_text))
@@ -343,12 +354,19 @@ def fetch_history(
         client.on_account(account_id),
         ThreadPoolExecutor(workers, f"capital-{spec.name}") as pool,
     ):
+        # Finished windows arrive on a queue (a done-callback puts them there): waiting on the
+        # set of pending futures instead costs a waiter on each of them per completion.
+        finished: queue.SimpleQueue[Future[FetchRecord]] = queue.SimpleQueue()
+        outstanding = 0
 
-        def submit(window: Window, parent: Window | None) -> Future[FetchRecord]:
-            return pool.submit(
+        def submit(window: Window, parent: Window | None) -> None:
+            nonlocal outstanding
+            future = pool.submit(
                 fetch_window, client, account_id, spec, window, parent=parent,
                 split_threshold=split_threshold, min_split_span=min_split_span,
             )  # fmt: skip
+            outstanding += 1
+            future.add_done_callback(finished.put)
 
         planned = plan_windows(requested.start, requested.end, spec.max_span)
         # Should the API treat `from` as exclusive, the range's first window would miss a row
@@ -357,24 +375,26 @@ def fetch_history(
         # windows already cover each other's edges (see the module docstring).
         if edge_probe:
             planned.append(Window(requested.start - PROBE, requested.start + PROBE))
-        pending = {submit(w, None) for w in planned}
         second_pass = True
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    record = future.result()
-                    records.append(record)
-                    if on_window is not None:
-                        on_window(record)
-                    if record.outcome == SPLIT:
-                        pending |= {submit(half, record.window) for half in bisect(record.window)}
-                if not pending and second_pass:
+            for window in planned:
+                submit(window, None)
+            while outstanding:
+                record = finished.get().result()
+                outstanding -= 1
+                records.append(record)
+                if on_window is not None:
+                    on_window(record)
+                if record.outcome == SPLIT:
+                    for half in bisect(record.window):
+                        submit(half, record.window)
+                if not outstanding and second_pass:
                     # Every window has been tried: fetch each one that failed transiently once
                     # more, after the burst that made it fail has had time to pass.
                     second_pass = False
                     records, again = _mark_retried(records)
-                    pending = {submit(r.window, r.parent) for r in again}
+                    for failed in again:
+                        submit(failed.window, failed.parent)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
