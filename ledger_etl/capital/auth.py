@@ -300,9 +300,14 @@ class SessionManager:
     # --- accounts ---
 
     def switch_account(self, account_id: str) -> None:
-        """Make `account_id` active now and after every future re-login."""
+        """Make `account_id` active now and after every future re-login. Nothing is sent when
+        the session's active account already is `account_id` (the login's answer named it, or
+        this session switched to it): the active account belongs to the session, which only
+        this client holds."""
         self.tokens()  # log in first, so the login does not restore the account itself
         self.state.target_account_id = account_id
+        if self.state.active_account_id == account_id:
+            return
         self._put_account(account_id, allow_relogin=True)
 
     def _put_account(self, account_id: str, *, allow_relogin: bool) -> None:
