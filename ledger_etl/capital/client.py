@@ -53,6 +53,8 @@ LOGGER_NAME = "ledger_etl.capital"
 API_PREFIX = "/api/v1"
 # The server counts requests per second; one quiet second after a 429 empties its window.
 RATE_LIMIT_PAUSE_S = 1.0
+# httpcore's trace event for the moment a request's headers are written to the socket.
+REQUEST_LEAVES = "http11.send_request_headers.started"
 
 # httpcore's DEBUG trace prints every response header, session tokens included, as soon as
 # anybody turns DEBUG on (a root logger at DEBUG is enough). The values are masked on its loggers
@@ -416,6 +418,7 @@ class CapitalClient:
                 if status == 429:
                     self.stats.add("rate_limited")
                     self._limiter.penalize(RATE_LIMIT_PAUSE_S)
+                    self._limiter.widen()
                 if status == 0:
                     error = TransientError(method, path, code or "transport error",
                                            attempts=attempts, params=params)  # fmt: skip
@@ -465,13 +468,21 @@ class CapitalClient:
         Transport failures (resets, timeouts, protocol errors) come back as status 0 with the
         exception's class name; its message may name the URL, never headers, but is not kept.
         """
-        self._limiter.acquire()
+        start = self._limiter.acquire()
         self.stats.add("requests")
         sent_at = self._monotonic()
+
+        def trace(event: str, _info: dict[str, Any]) -> None:
+            # httpcore reports the moment the request's first bytes go out: the limiter counts
+            # the request from then on (see `RateLimiter.sent`).
+            if event == REQUEST_LEAVES:
+                self._limiter.sent(start)
+
         try:
             response = self._http.request(
-                method, path, params=params or None, json=json, headers=headers
-            )
+                method, path, params=params or None, json=json, headers=headers,
+                extensions={"trace": trace},
+            )  # fmt: skip
         except httpx.TransportError as error:
             self._log_attempt(method, path, params, type(error).__name__, attempt, sent_at)
             return 0, type(error).__name__

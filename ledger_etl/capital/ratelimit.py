@@ -26,6 +26,12 @@ WINDOW_SECONDS = 1.0
 # throughput; one 429 costs a whole second of everybody's pause.
 SERVER_WINDOW_GUARD = 0.05
 
+# A 429 despite the guard means arrivals jitter more than it allows for: each one widens the
+# window by a step, up to a ceiling, and the widening wears off again while no 429 comes.
+GUARD_STEP = 0.05
+GUARD_CEILING = 0.5
+GUARD_RECOVERY_PER_S = 0.005
+
 # How often an asyncio waiter looks again while a thread holds the turn.
 _ASYNC_POLL = 0.005
 
@@ -54,7 +60,8 @@ class RateLimiter:
         if not (guard >= 0 and math.isfinite(guard)):
             raise ValueError(f"guard must be a non-negative number of seconds, got {guard}")
         self._guard = float(guard)
-        self._window = WINDOW_SECONDS + self._guard
+        self._widened = 0.0  # extra guard learned from 429s, as of `_widened_at`
+        self._widened_at = 0.0
         self._monotonic = monotonic
         self._sleep = sleep
         self._state = threading.Lock()  # guards the fields below; never held while sleeping
@@ -81,19 +88,32 @@ class RateLimiter:
             self._rate = float(rate)
             self._slots = max(1, math.floor(rate))
 
-    def _earliest_locked(self) -> float:
+    def _extra_guard_locked(self, now: float) -> float:
+        if not self._widened:
+            return 0.0
+        return max(0.0, self._widened - (now - self._widened_at) * GUARD_RECOVERY_PER_S)
+
+    def current_guard(self) -> float:
+        """The guard in force now: the configured one plus what 429s have added."""
+        with self._state:
+            return self._guard + self._extra_guard_locked(self._monotonic())
+
+    def _earliest_locked(self, now: float) -> float:
         earliest = max(self._next_start, self._paused_until)
         while len(self._starts) > self._slots:
             self._starts.popleft()
         if len(self._starts) == self._slots:
-            earliest = max(earliest, self._starts[0] + self._window)
+            # The oldest of the last `slots` stamps (a restamped start may be later than the
+            # next one, see `sent`).
+            window = WINDOW_SECONDS + self._guard + self._extra_guard_locked(now)
+            earliest = max(earliest, min(self._starts) + window)
         return earliest
 
     def _claim(self) -> tuple[float | None, float]:
         """(start, 0) when a request may start now (the slot is taken), else (None, wait)."""
         with self._state:
             now = self._monotonic()
-            earliest = self._earliest_locked()
+            earliest = self._earliest_locked(now)
             if now + _EPSILON >= earliest:
                 start = max(now, earliest)
                 self._starts.append(start)
@@ -109,6 +129,19 @@ class RateLimiter:
                 if start is not None:
                     return start
                 self._sleep(delay)
+
+    def sent(self, start: float) -> None:
+        """The request that `acquire` let start at `start` is leaving now: it is counted from
+        now on. The server counts arrivals; a thread that waited for the CPU or the GIL between
+        its start and its first byte would otherwise arrive late, and the request ten starts
+        later, sent at once, would arrive less than a second after it."""
+        with self._state:
+            now = self._monotonic()
+            for i in range(len(self._starts) - 1, -1, -1):
+                if self._starts[i] == start:
+                    if now > start:
+                        self._starts[i] = now
+                    return
 
     async def acquire_async(self) -> float:
         """`acquire` for asyncio tasks: waits without blocking the event loop, and shares the
@@ -131,6 +164,16 @@ class RateLimiter:
             return
         with self._state:
             self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+
+    def widen(self) -> None:
+        """The server refused a request that this limiter let start (a 429): its arrivals
+        bunch more than the guard allows for, so the window grows by `GUARD_STEP` (up to
+        `GUARD_CEILING` in all) and shrinks back at `GUARD_RECOVERY_PER_S` while no 429 comes."""
+        with self._state:
+            now = self._monotonic()
+            extra = self._extra_guard_locked(now) + GUARD_STEP
+            self._widened = min(extra, max(0.0, GUARD_CEILING - self._guard))
+            self._widened_at = now
 
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self._rate:g}/s)"

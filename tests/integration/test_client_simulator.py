@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import traceback
 from bisect import bisect_left, bisect_right
 from collections import Counter
@@ -746,3 +747,34 @@ def test_streaming_needs_tokens_host_and_an_async_relogin():
             assert fresh.generation > tokens.generation and fresh.cst != tokens.cst
             # the account was restored before the new tokens were handed out
             assert client.session_info()["accountId"] == account
+
+
+class RecordingLimiter(RateLimiter):
+    """A limiter that remembers which of its starts were reported as sent, and when."""
+
+    def __init__(self) -> None:
+        super().__init__(200.0, guard=SERVER_WINDOW_GUARD)
+        self.starts: list[float] = []
+        self.sent_at: dict[float, float] = {}
+
+    def acquire(self) -> float:
+        start = super().acquire()
+        self.starts.append(start)
+        return start
+
+    def sent(self, start: float) -> None:
+        self.sent_at[start] = time.monotonic()
+        super().sent(start)
+
+
+def test_each_request_is_counted_from_the_moment_it_leaves(shared_sim):
+    # The limiter counts a request from when httpcore writes it, not from when it was let
+    # start: every start is reported once, no earlier than the start itself.
+    limiter = RecordingLimiter()
+    with new_client(shared_sim, rate_limiter=limiter) as client:
+        client.accounts()
+        client.server_time()
+        client.accounts()
+    assert len(limiter.starts) >= 3
+    assert sorted(limiter.sent_at) == sorted(limiter.starts)
+    assert all(limiter.sent_at[s] >= s for s in limiter.starts)

@@ -11,7 +11,14 @@ import random
 
 import pytest
 
-from ledger_etl.capital.ratelimit import SERVER_WINDOW_GUARD, RateLimiter, limiters_for_key
+from ledger_etl.capital.ratelimit import (
+    GUARD_CEILING,
+    GUARD_RECOVERY_PER_S,
+    GUARD_STEP,
+    SERVER_WINDOW_GUARD,
+    RateLimiter,
+    limiters_for_key,
+)
 
 
 class FakeClock:
@@ -76,3 +83,59 @@ def test_per_key_limiters_carry_the_guard():
 def test_invalid_guard(guard):
     with pytest.raises(ValueError, match="guard"):
         RateLimiter(10, guard=guard)
+
+
+def delayed_sends(*, restamp: bool, n: int = 400, seed: int = 9) -> list[float]:
+    """Arrivals when every seventh request waits 120 ms for the CPU between its start and its
+    first byte (the rest leave at once), with or without telling the limiter when it left."""
+    clock = FakeClock()
+    limiter = RateLimiter(10, guard=SERVER_WINDOW_GUARD, monotonic=clock.monotonic,
+                          sleep=clock.sleep)  # fmt: skip
+    rng = random.Random(seed)
+    arrivals = []
+    for i in range(n):
+        start = limiter.acquire()
+        delay = 0.12 if i % 7 == 0 else rng.uniform(0.0, 0.002)
+        if restamp:
+            clock.now += delay
+            limiter.sent(start)
+            arrivals.append(clock.now)
+            clock.now -= delay  # the other threads did not wait for this one
+        else:
+            arrivals.append(start + delay)
+    return arrivals
+
+
+def test_a_start_delayed_before_its_first_byte_is_counted_from_when_it_left():
+    # A request that lost the CPU after its start arrives late; the one ten starts later, sent
+    # at once, then arrives within the same second of the server's count.
+    assert server_rejections(delayed_sends(restamp=False), limit=10) > 0
+    assert server_rejections(delayed_sends(restamp=True), limit=10) == 0
+
+
+def test_sent_ignores_a_start_it_no_longer_holds():
+    clock = FakeClock()
+    limiter = RateLimiter(10, monotonic=clock.monotonic, sleep=clock.sleep)
+    limiter.sent(123.0)  # never handed out: nothing changes
+    starts = [limiter.acquire() for _ in range(11)]
+    assert starts[-1] - starts[0] == pytest.approx(1.0)
+
+
+def test_a_429_widens_the_guard_and_the_widening_wears_off():
+    clock = FakeClock()
+    limiter = RateLimiter(10, guard=0.05, monotonic=clock.monotonic, sleep=clock.sleep)
+    assert limiter.current_guard() == pytest.approx(0.05)
+    limiter.widen()
+    limiter.widen()
+    assert limiter.current_guard() == pytest.approx(0.15)
+    starts = [limiter.acquire() for _ in range(11)]
+    assert starts[-1] - starts[0] == pytest.approx(1.15, abs=0.01)
+    for _ in range(20):
+        limiter.widen()
+    assert limiter.current_guard() == pytest.approx(GUARD_CEILING)
+    clock.now += 1000
+    assert limiter.current_guard() == pytest.approx(0.05)
+    # The widening recovers at a known pace: one step takes step / recovery seconds.
+    limiter.widen()
+    clock.now += GUARD_STEP / GUARD_RECOVERY_PER_S / 2
+    assert limiter.current_guard() == pytest.approx(0.05 + GUARD_STEP / 2)
