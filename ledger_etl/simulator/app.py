@@ -213,6 +213,11 @@ class Simulator:
     async def _api(self, request: Request, send: Callable[[dict], Awaitable[None]]) -> None:
         started = time.perf_counter()
         decision = self.faults.decide(request.method, request.path, request.query)
+        # The rate limit counts a request when it arrives; a slow answer (the latency fault)
+        # is slow after that. Answers a fault makes up are not counted.
+        within_rate = (
+            decision.nested or decision.respond or decision.drop or self._within_rate(request)
+        )
         if decision.latency:
             await asyncio.sleep(decision.latency)
         if decision.expire_session and request.headers.get("cst"):
@@ -238,7 +243,7 @@ class Simulator:
             else:
                 await _send(send, reply)
             return
-        if not self._within_rate(request):
+        if not within_rate:
             reply = Reply(429, {"errorCode": "error.too-many.requests"})
             with self.stats.lock:
                 self.stats.throttled += 1
