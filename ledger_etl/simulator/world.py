@@ -108,12 +108,25 @@ class WorldConfig:
             raise ValueError("rows_per_day must be positive")
 
 
+# Generated days kept in memory: as many as hold about this many rows, within the bounds below.
+# A sparse world keeps every day a backfill walks through more than once (each account, each
+# endpoint, each re-check); a dense one keeps at least the last weeks.
+CACHE_ROWS = 100_000
+MIN_CACHE_DAYS = 48
+MAX_CACHE_DAYS = 1_000
+
+
+def days_to_cache(config: WorldConfig) -> int:
+    rows_per_day = max(1.0, config.rows_per_day * config.accounts)
+    return max(MIN_CACHE_DAYS, min(MAX_CACHE_DAYS, int(CACHE_ROWS / rows_per_day)))
+
+
 class World:
     def __init__(
         self,
         config: WorldConfig,
         market: PriceSource,
-        cache_days: int = 48,
+        cache_days: int | None = None,
         item_cache: int = 16_384,
     ) -> None:
         self.config = config
@@ -140,7 +153,7 @@ class World:
         self.positions_per_day = config.rows_per_day / 5.5
         self.orders_per_day = config.rows_per_day / 12
         self._cache: OrderedDict[date, DayEvents] = OrderedDict()
-        self._cache_days = cache_days
+        self._cache_days = cache_days or days_to_cache(config)
         self._lock = threading.Lock()
         self._pending: dict[date, threading.Event] = {}
         self.days_generated = 0  # calls of generate_day, for tests and benchmarks
