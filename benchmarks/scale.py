@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ from ledger_etl.monthly import sync_month
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 TARGET_RATIO = 1.2
+# The simulator stands for the broker's servers, which do not share this machine's two cores
+# with the workers: by default the workers run below its priority (`--worker-nice`), so a busy
+# worker does not hold up the simulator's answers as no client could hold up the broker's.
+WORKER_NICENESS = 10
 ENDPOINTS = ("transactions", "activity")
 
 
@@ -54,6 +59,7 @@ def _serve(port: int, logins: int, accounts: int, start: str, rate: int, latency
 
     from ledger_etl.simulator import Clock, SimulatorConfig, WorldConfig
     from ledger_etl.simulator.fleet import FleetServer
+    from ledger_etl.simulator.server import tune_gc_for_serving
 
     faults = {"rules": [{"kind": "latency", "seconds": latency}]} if latency > 0 else {}
     configs = {
@@ -64,16 +70,21 @@ def _serve(port: int, logins: int, accounts: int, start: str, rate: int, latency
         )
         for i in range(1, logins + 1)
     }  # fmt: skip
+    tune_gc_for_serving()
     FleetServer(configs, clock=Clock(NOW), port=port).start()
     while True:
         time.sleep(3600)
 
 
-def _login_work(login: Login, months: list[str], rate: float, folder: str) -> tuple[float, float]:
+def _login_work(
+    login: Login, months: list[str], rate: float, folder: str
+) -> tuple[float, float, float]:
     """One login's backfill: its accounts and months in order, on its own client. Returns when
-    it began and ended (epoch seconds: comparable across the worker processes)."""
+    it began and ended (epoch seconds: comparable across the worker processes) and the CPU
+    seconds it took."""
     engine = make_engine(f"sqlite:///{folder}/{login.name}.sqlite")
     began = time.time()
+    cpu = time.process_time()
     with CapitalClient(
         login.url, login.key, login.identifier, login.password, rate_limit=rate
     ) as client:
@@ -82,19 +93,37 @@ def _login_work(login: Login, months: list[str], rate: float, folder: str) -> tu
                 for endpoint in ENDPOINTS:  # the two raw assets, one step after the other
                     sync_month(client, engine, account, month, [endpoint])
     engine.dispose()
-    return began, time.time()
+    return began, time.time(), time.process_time() - cpu
 
 
-def _run_login(login: Login, months: list[str], rate: float, folder: str) -> tuple[float, float]:
+def _run_login(
+    login: Login, months: list[str], rate: float, folder: str, niceness: int
+) -> tuple[float, float, float]:
     """A worker's child process running one login (a prefork Celery worker runs each task in
     a child process: the ledger's schema check is not made for threads)."""
     logging.getLogger("ledger_etl").setLevel(logging.WARNING)
+    if niceness:
+        os.nice(niceness)
     return _login_work(login, months, rate, folder)
 
 
-def _requests(url: str) -> dict[str, int]:
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def _requests(url: str) -> dict[str, tuple[int, int]]:
+    """Per login: (requests seen, of them answered 429) so far."""
     logins = httpx.get(f"{url}/_sim/requests", timeout=120).json()["logins"]
-    return {name: int(v["requests"]) for name, v in logins.items()}
+    return {name: (int(v["requests"]), int(v["throttled"])) for name, v in logins.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rate", type=int, default=10, help="per login, requests per second")
     parser.add_argument("--latency", type=float, default=0.15, help="seconds per answer")
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=WORKER_NICENESS,
+        help="niceness of the worker processes (0: the simulator competes with them)",
+    )
     args = parser.parse_args(list(argv or []))
     logging.getLogger("ledger_etl").setLevel(logging.WARNING)
     start, _ = month_range(NOW, args.months)
@@ -149,29 +184,36 @@ def main(argv: list[str] | None = None) -> int:
             logins.append(login)
         warm = time.perf_counter() - began
         before = _requests(url)
+        fleet_cpu = _cpu_seconds(fleet.pid)
         with tempfile.TemporaryDirectory() as folder:
             for login in logins:
                 upgrade(make_engine(f"sqlite:///{folder}/{login.name}.sqlite"))
             per_worker = -(-len(logins) // args.workers)
             with spawn.Pool(args.workers * per_worker) as pool:
-                ends = pool.starmap(_run_login, [(x, months, args.rate, folder) for x in logins])
+                ends = pool.starmap(
+                    _run_login, [(x, months, args.rate, folder, args.worker_nice) for x in logins]
+                )
+        fleet_cpu = _cpu_seconds(fleet.pid) - fleet_cpu
+        fleet_rss = _rss_mib(fleet.pid)
         after = _requests(url)
-        spans = {x.name: span for x, span in zip(logins, ends, strict=True)}
+        spans = {x.name: span[:2] for x, span in zip(logins, ends, strict=True)}
+        login_cpu = sum(span[2] for span in ends)
         # From the first login's first request to the last login's end (process start-up,
         # which a running Celery worker does not pay per step, is left out).
         wall = max(e for _, e in spans.values()) - min(b for b, _ in spans.values())
         walls = {k: e - b for k, (b, e) in spans.items()}
-        seen = {name: after[name] - before[name] for name in walls}
+        seen = {name: after[name][0] - before[name][0] for name in walls}
+        throttled = sum(after[name][1] - before[name][1] for name in walls)
         slowest = max(seen, key=lambda n: seen[n])
         bound = seen[slowest] / args.rate
         # The baseline: the slowest login alone, same work, fresh ledger.
         with tempfile.TemporaryDirectory() as folder:
             upgrade(make_engine(f"sqlite:///{folder}/{slowest}.sqlite"))
             login = next(x for x in logins if x.name == slowest)
-            alone_before = _requests(url)[slowest]
-            alone_began, alone_ended = _login_work(login, months, args.rate, folder)
+            alone_before = _requests(url)[slowest][0]
+            alone_began, alone_ended, _ = _login_work(login, months, args.rate, folder)
             alone = alone_ended - alone_began
-            alone_requests = _requests(url)[slowest] - alone_before
+            alone_requests = _requests(url)[slowest][0] - alone_before
     finally:
         fleet.kill()
     total = sum(seen.values())
@@ -183,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         f"workers                             {args.workers}, each "
         f"{-(-args.logins // args.workers)} logins side by side (child processes)",
         f"latency per answer / rate per login {args.latency * 1000:.0f} ms / {args.rate} req/s",
+        f"worker niceness                     {args.worker_nice} (the simulator runs at 0)",
         f"simulator warm-up (not timed)       {warm:.1f} s",
-        f"requests, all logins                {total}  ({total / wall:.1f} req/s overall)",
+        f"requests, all logins                {total}  ({total / wall:.1f} req/s overall, "
+        f"{throttled} answered 429)",
         f"slowest login                       {slowest}: {seen[slowest]} requests, "
         f"{walls[slowest]:.1f} s",
         f"bound: its requests / its rate      {bound:.1f} s",
@@ -193,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         f"baseline: slowest login alone       {alone:.1f} s for {alone_requests} requests "
         f"(ratio to bound {alone / bound:.3f})",
         f"ratio wall / slowest login alone    {wall / alone:.3f}",
+        f"simulator RSS after the deployment  {fleet_rss:.0f} MiB",
+        f"CPU: simulator / all logins         {fleet_cpu:.1f} s / {login_cpu:.1f} s "
+        f"({(fleet_cpu + login_cpu) / wall:.2f} of {os.cpu_count()} cores over the wall time)",
         f"per-login wall time min/median/max  {min(walls.values()):.1f} / "
         f"{sorted(walls.values())[len(walls) // 2]:.1f} / {max(walls.values()):.1f} s",
     ]
