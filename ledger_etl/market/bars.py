@@ -12,12 +12,14 @@ Prices are Decimal from the wire (JSON parsed with `parse_float=Decimal`).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Dialect, Engine, select
 
 from ledger_etl.intervals import Window, coverage_gaps, merge_windows
 from ledger_etl.ledger.schema import price_bars, price_coverage
@@ -167,8 +169,45 @@ def store_updates(engine: Engine, updates: list[BarUpdate], seen: datetime) -> i
                 .values(**new)
             )  # fmt: skip
         if inserts:
-            conn.execute(price_bars.insert(), inserts)
+            _insert_new(conn, inserts)
     return changed + len(inserts)
+
+
+_INSERT_COLUMNS = tuple(price_bars.c.keys())
+
+
+@functools.cache
+def _insert_plan(dialect: Dialect) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+    """The driver's INSERT statement for new bars and each column's bind processor on
+    `dialect` (what SQLAlchemy itself applies: UTC text on SQLite, the money check)."""
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(dialect.identifier_preparer.quote(c) for c in _INSERT_COLUMNS)
+    table = dialect.identifier_preparer.format_table(price_bars)
+    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([marker] * len(_INSERT_COLUMNS))})"  # noqa: S608 - names from the table's own metadata
+    processors = tuple(
+        price_bars.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        for name in _INSERT_COLUMNS
+    )
+    return sql, processors
+
+
+def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert bars that are not stored yet in one driver-level `executemany`: the values go
+    through the same bind processors as SQLAlchemy's own insert, without its per-row work."""
+    sql, processors = _insert_plan(conn.dialect)
+    columns: list[list[Any]] = []
+    for name, process in zip(_INSERT_COLUMNS, processors, strict=True):
+        values = [row[name] for row in rows]
+        if process is not None:
+            # Prices repeat from bar to bar and the seen stamps are one value: each distinct
+            # value is processed once (equal values process alike: 1.10 and 1.1 store as 1.1).
+            done: dict[Any, Any] = {}
+            values = [
+                None if v is None else done[v] if v in done else done.setdefault(v, process(v))
+                for v in values
+            ]
+        columns.append(values)
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def _combine(earlier: BarUpdate, later: BarUpdate) -> BarUpdate:
