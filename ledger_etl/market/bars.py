@@ -142,19 +142,13 @@ def store_updates(engine: Engine, updates: list[BarUpdate], seen: datetime) -> i
         earlier = merged.get(update.key)
         merged[update.key] = update if earlier is None else _combine(earlier, update)
     changed = 0
-    inserts: list[dict[str, Any]] = []
+    inserts: list[BarUpdate] = []
     with engine.begin() as conn:
         existing = _existing(conn, list(merged.values()))
         for key, update in merged.items():
             row = existing.get(key)
             if row is None:
-                inserts.append(
-                    {"epic": update.epic, "resolution": update.resolution,
-                     "bar_type": update.bar_type, "t": update.t, "volume": update.volume,
-                     "source": update.source, "final": update.final, "revision": 1,
-                     "first_seen": seen, "last_seen": seen,
-                     **{f: None for f in FIELDS}, **_values(update)}
-                )  # fmt: skip
+                inserts.append(update)
                 continue
             new = _changes(row, update)
             if new:
@@ -169,7 +163,7 @@ def store_updates(engine: Engine, updates: list[BarUpdate], seen: datetime) -> i
                 .values(**new)
             )  # fmt: skip
         if inserts:
-            _insert_new(conn, inserts)
+            _insert_new(conn, inserts, seen)
     return changed + len(inserts)
 
 
@@ -191,13 +185,26 @@ def _insert_plan(dialect: Dialect) -> tuple[str, tuple[Callable[[Any], Any] | No
     return sql, processors
 
 
-def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _new_bar_column(name: str, bars: list[BarUpdate], seen: datetime) -> list[Any]:
+    """One column of new bars' rows: a first revision, seen first and last at `seen`."""
+    if name == "revision":
+        return [1] * len(bars)
+    if name in ("first_seen", "last_seen"):
+        return [seen] * len(bars)
+    if name in FIELDS:
+        side, field = name.split("_")
+        at = "ohlc".index(field)
+        return [None if (v := getattr(b, side)) is None else v[at] for b in bars]
+    return [getattr(b, name) for b in bars]
+
+
+def _insert_new(conn: Connection, bars: list[BarUpdate], seen: datetime) -> None:
     """Insert bars that are not stored yet in one driver-level `executemany`: the values go
     through the same bind processors as SQLAlchemy's own insert, without its per-row work."""
     sql, processors = _insert_plan(conn.dialect)
     columns: list[list[Any]] = []
     for name, process in zip(_INSERT_COLUMNS, processors, strict=True):
-        values = [row[name] for row in rows]
+        values = _new_bar_column(name, bars, seen)
         if process is not None:
             # Prices repeat from bar to bar and the seen stamps are one value: each distinct
             # value is processed once (equal values process alike: 1.10 and 1.1 store as 1.1).
