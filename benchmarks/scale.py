@@ -36,10 +36,10 @@ from ledger_etl.monthly import sync_month
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 TARGET_RATIO = 1.2
-# The simulator stands for the broker's servers, which do not share this machine's two cores
-# with the workers: by default the workers run below its priority (`--worker-nice`), so a busy
-# worker does not hold up the simulator's answers as no client could hold up the broker's.
-WORKER_NICENESS = 10
+# The simulator stands for the broker's servers, which would not share this machine's two
+# cores with the workers. By default everything runs at one priority (the harder case);
+# `--worker-nice N` runs the workers below the simulator's priority instead.
+WORKER_NICENESS = 0
 ENDPOINTS = ("transactions", "activity")
 
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "--worker-nice",
         type=int,
         default=WORKER_NICENESS,
-        help="niceness of the worker processes (0: the simulator competes with them)",
+        help="niceness of the worker processes (default 0: they compete with the simulator)",
     )
     args = parser.parse_args(list(argv or []))
     logging.getLogger("ledger_etl").setLevel(logging.WARNING)
