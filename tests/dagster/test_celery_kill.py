@@ -63,8 +63,10 @@ def deployment(
         yield dep
 
 
-def _stalled_step(instance: dg.DagsterInstance) -> tuple[str, str] | None:
-    """(run id, worker) of the `raw_transactions` step a worker has started and not finished."""
+def _steps_in_flight(instance: dg.DagsterInstance) -> list[tuple[str, str]]:
+    """(run id, worker) of each `raw_transactions` step a worker has started and not finished.
+    Several can be: a step claims its login's slot after it starts, so one may hold the slot
+    while another waits for it (only the holder opens a sync run in the ledger)."""
     in_flight = []
     for run in instance.get_runs():
         done = finished_steps(instance, run.run_id)
@@ -73,8 +75,7 @@ def _stalled_step(instance: dg.DagsterInstance) -> tuple[str, str] | None:
             for step, worker in step_workers(instance, run.run_id)
             if step == STEP and step not in done
         ]
-    assert len(in_flight) <= 1, in_flight  # the API pool runs one such step at a time
-    return in_flight[0] if in_flight else None
+    return in_flight
 
 
 def _open_sync_runs(engine: Engine, run_id: str) -> int:
@@ -92,8 +93,11 @@ def _kill_mid_step(deployment: Deployment, simulator: SimulatorServer) -> tuple[
     with deployment.instance() as instance:
         while time.monotonic() < deadline:
             fired = simulator.simulator.faults.describe()["rules"][0].get("fired", 0)
-            stalled = _stalled_step(instance) if fired else None
-            if stalled and _open_sync_runs(engine, stalled[0]):
+            holders = [step for step in (_steps_in_flight(instance) if fired else [])
+                       if _open_sync_runs(engine, step[0])]  # fmt: skip
+            assert len(holders) <= 1, holders  # the login's slot: one sync run at a time
+            stalled = holders[0] if holders else None
+            if stalled:
                 pids = deployment.worker_pids(stalled[1])
                 assert pids, f"no process of worker {stalled[1]}"
                 for pid in pids:
