@@ -12,7 +12,6 @@ Prices are Decimal from the wire (JSON parsed with `parse_float=Decimal`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -170,10 +169,21 @@ def store_updates(engine: Engine, updates: list[BarUpdate], seen: datetime) -> i
 _INSERT_COLUMNS = tuple(price_bars.c.keys())
 
 
-@functools.cache
-def _insert_plan(dialect: Dialect) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+_Plan = tuple[str, tuple[Callable[[Any], Any] | None, ...]]
+_plans: dict[tuple[str, str], _Plan] = {}  # per backend and paramstyle, not per engine
+
+
+def _insert_plan(dialect: Dialect) -> _Plan:
     """The driver's INSERT statement for new bars and each column's bind processor on
     `dialect` (what SQLAlchemy itself applies: UTC text on SQLite, the money check)."""
+    key = (dialect.name, dialect.paramstyle)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _plans[key] = _build_insert_plan(dialect)
+    return plan
+
+
+def _build_insert_plan(dialect: Dialect) -> _Plan:
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in _INSERT_COLUMNS)
     table = dialect.identifier_preparer.format_table(price_bars)

@@ -215,9 +215,8 @@ class Simulator:
         decision = self.faults.decide(request.method, request.path, request.query)
         # The rate limit counts a request when it arrives; a slow answer (the latency fault)
         # is slow after that. Answers a fault makes up are not counted.
-        within_rate = (
-            decision.nested or decision.respond or decision.drop or self._within_rate(request)
-        )
+        made_up = bool(decision.nested or decision.respond or decision.drop)
+        within_rate = made_up or self._within_rate(request)
         if decision.latency:
             await asyncio.sleep(decision.latency)
         if decision.expire_session and request.headers.get("cst"):
